@@ -69,8 +69,8 @@ CLEARML_COMMON_ARGS: dict[str, dict[str, Any]] = {
 def generate_argspec(prefix: str = "", **module_args: Any) -> dict[str, Any]:
     """Merge the shared ClearML connection options (optionally prefixed) into a module's spec."""
     spec: dict[str, Any] = {}
-    for name, opts in CLEARML_COMMON_ARGS.items():
-        opts = copy.deepcopy(opts)
+    for name, base in CLEARML_COMMON_ARGS.items():
+        opts = copy.deepcopy(base)
         if prefix:
             # A prefixed set (e.g. dataset_sync's source_/dest_) has no env fallback:
             # two servers cannot share the SDK's single set of variables.
