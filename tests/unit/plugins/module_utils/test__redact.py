@@ -54,12 +54,7 @@ def test_secret_names(name: str, secret: bool) -> None:
             "hunter2",
             "url-credentials",
         ),
-        (
-            "export AWS_ACCESS_KEY_ID=AKIAABCDEFGHIJKLMNOP",
-            "export AWS_ACCESS_KEY_ID=",
-            "AKIAABCDEFGHIJKLMNOP",
-            "aws-access-key-id",
-        ),
+        ("the id AKIAABCDEFGHIJKLMNOP leaked", "the id", "AKIAABCDEFGHIJKLMNOP", "aws-access-key-id"),
         ('password: "s3cr3t-value"', "password", "s3cr3t-value", "secret-name"),
         ("token = ghp_" + "a" * 36, "token", "ghp_" + "a" * 36, "secret-name"),
         ("-----BEGIN RSA PRIVATE KEY-----\nabc\n-----END RSA PRIVATE KEY-----", "", "abc", "private-key"),
