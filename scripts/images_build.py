@@ -90,7 +90,9 @@ def tree_files(root: Path) -> list[tuple[str, Path]]:
     return files
 
 
-def input_hash(recipe: str, parents: Sequence[str], files: Iterable[tuple[str, Path]], extra: str = "") -> str:
+def input_hash(
+    recipe: str, parents: Sequence[str], files: Iterable[tuple[str, Path]], extra: str = ""
+) -> str:
     digest = sha256_files(files)
     digest.update(f"\0{recipe}\0{','.join(parents)}\0{extra}".encode())
     return digest.hexdigest()
@@ -103,8 +105,7 @@ def run(cmd: Sequence[str], ctx: Context, logfile: Path, *, cwd: Path | None = N
         out.write(f"\n$ {' '.join(cmd)}\n".encode())
         out.flush()
         proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        assert proc.stdout is not None
-        for line in proc.stdout:
+        for line in proc.stdout or ():
             out.write(line)
             if ctx.verbose:
                 sys.stderr.buffer.write(line)
@@ -113,7 +114,8 @@ def run(cmd: Sequence[str], ctx: Context, logfile: Path, *, cwd: Path | None = N
     if rc != 0:
         tail = logfile.read_text(errors="replace").splitlines()[-40:]
         raise BuildError(
-            f"command failed (exit {rc}): {' '.join(cmd)}\n--- last lines of {logfile} ---\n" + "\n".join(tail)
+            f"command failed (exit {rc}): {' '.join(cmd)}\n--- last lines of {logfile} ---\n"
+            + "\n".join(tail)
         )
 
 
@@ -248,7 +250,12 @@ def wheelhouse(ctx: Context, requirements: Path) -> Path:
         "--abi",
         "none",
     ]
-    for plat in ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"):
+    for plat in (
+        "manylinux_2_28_x86_64",
+        "manylinux_2_27_x86_64",
+        "manylinux_2_17_x86_64",
+        "manylinux2014_x86_64",
+    ):
         cmd += ["--platform", plat]
     cmd += ["-r", str(requirements), "-d", str(tmp)]
     try:
@@ -298,11 +305,15 @@ def build_triton(ctx: Context, digest: str, ref: str, base_ref: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("images", nargs="*", metavar="IMAGE", help=f"images to build: {', '.join(ORDER)} (default: all)")
+    parser.add_argument(
+        "images", nargs="*", metavar="IMAGE", help=f"images to build: {', '.join(ORDER)} (default: all)"
+    )
     parser.add_argument("--force", action="append", default=[], choices=ORDER, help="rebuild this image")
     parser.add_argument("-v", "--verbose", action="store_true", help="stream build output")
     parser.add_argument(
-        "--cache-dir", type=Path, default=Path(os.environ.get("D2S_CACHE_DIR", Path.home() / ".cache" / "d2s"))
+        "--cache-dir",
+        type=Path,
+        default=Path(os.environ.get("D2S_CACHE_DIR", Path.home() / ".cache" / "d2s")),
     )
     parser.add_argument("--venv", type=Path, default=Path(os.environ.get("D2S_VENV", REPO / ".venv")))
     args = parser.parse_args(argv)
