@@ -41,8 +41,7 @@ MODEL_PY = dedent(
     '''\
     # SPDX-License-Identifier: GPL-3.0-or-later
     """Python-backend model: runs the ONNX file of its version folder with onnxruntime."""
-    import contextlib
-import json
+    import json
     import os
     import sys
 
