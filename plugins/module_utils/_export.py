@@ -1,0 +1,469 @@
+# Copyright (c) 2026, deploy2standalone contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The core of ``clearml_export``: resolve a dev deployment and write it as a bundle (format v1).
+
+Private to this collection: not a public API, may change without notice.
+
+Steps: resolve (``_deployment``) → download every file into a blob store in a temporary sibling of
+``dest`` (blobs of an earlier bundle at ``dest`` are hard-linked first, so an unchanged file is never
+written again) → redact task documents → build and validate the manifest → checksums (+ signature) →
+compare the content digest with the bundle already at ``dest`` → publish by rename, or discard.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+from ansible_collections.deploy2standalone.clearml.plugins.module_utils import _bundle as bundle
+from ansible_collections.deploy2standalone.clearml.plugins.module_utils._bundle_base import canonical_json
+from ansible_collections.deploy2standalone.clearml.plugins.module_utils._bundle_store import BlobStore
+from ansible_collections.deploy2standalone.clearml.plugins.module_utils._clearml import (
+    ClearmlClient,
+    client_from_params,
+)
+from ansible_collections.deploy2standalone.clearml.plugins.module_utils._common import ClearmlModuleError
+from ansible_collections.deploy2standalone.clearml.plugins.module_utils._deployment import (
+    DeploymentReader,
+    dataset_ids_used_by,
+)
+from ansible_collections.deploy2standalone.clearml.plugins.module_utils._redact import Redactor, redact_task
+
+COLLECTION_VERSION = "0.1.0"
+_MEDIA = {
+    "model": "application/octet-stream",
+    "task-record": "application/json",
+    "events": "application/x-ndjson",
+    "artifact": "application/octet-stream",
+    "dataset-state": "application/json",
+    "dataset-chunk": "application/zip",
+    "preprocess": "text/x-python",
+    "git-bundle": "application/x-git-bundle",
+    "git-diff": "text/x-diff",
+    "debug-image": "application/octet-stream",
+}
+
+
+def _filename(url: str) -> str:
+    return urllib.parse.unquote(urllib.parse.urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]) or "file"
+
+
+class ExportCore:
+    """Builds the bundle. ``run()`` returns the module result."""
+
+    def __init__(self, params: dict[str, Any], check_mode: bool = False, diff: bool = False) -> None:
+        self.params = params
+        self.check_mode = check_mode
+        self.diff = diff
+        if not params.get("redact", True) and not params.get("allow_secrets"):
+            raise ClearmlModuleError(
+                "redact=false would put secrets into the bundle; set allow_secrets=true to confirm"
+            )
+        self.dest = Path(params["dest"])
+        if not self.dest.parent.is_dir():
+            raise ClearmlModuleError(f"The parent directory of dest '{self.dest}' does not exist")
+        self.client: ClearmlClient = client_from_params(params)
+        self.redactor = Redactor(extra_patterns=params.get("redact_patterns") or [])
+        self.downloaded = 0
+        self.previous: BlobStore | None = None
+        self.writer: bundle.BundleWriter
+        self._warnings_extra: list[str] = []
+
+    # -- blobs --------------------------------------------------------------------------------------
+    def put_file(self, path: Path, kind: str) -> str:
+        return self.writer.add_file(path, kind=kind, media_type=_MEDIA.get(kind, "application/octet-stream"))
+
+    def put_bytes(self, data: bytes, kind: str) -> str:
+        return self.writer.add_bytes(data, kind=kind, media_type=_MEDIA.get(kind, "application/octet-stream"))
+
+    def fetch(self, url: str, kind: str, known_sha256: str | None = None) -> str:
+        """Download ``url`` into the bundle; skipped when ``known_sha256`` is already in the previous bundle."""
+        if known_sha256 and self.previous is not None and self.previous.has(known_sha256):
+            return self.put_file(self.previous.path_of(known_sha256), kind)
+        tmp = Path(self.tmpdir) / "download"
+        try:
+            sha, size = self.client.download(url, tmp)
+        except ClearmlModuleError as exc:
+            raise ClearmlModuleError(f"{exc.msg} (needed for {kind})", url=url) from exc
+        if known_sha256 and sha != known_sha256:
+            raise ClearmlModuleError(f"{url} has sha256 {sha} but dev recorded {known_sha256}", url=url)
+        self.downloaded += size
+        try:
+            return self.put_file(tmp, kind)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    # -- the run ------------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        self.tmpdir = tempfile.mkdtemp(prefix=".d2s-export-", dir=str(self.dest.parent))
+        try:
+            return self._run()
+        finally:
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+    def _run(self) -> dict[str, Any]:
+        reader = DeploymentReader(self.client, self.tmpdir)
+        p = self.params
+        if p.get("serving_id"):
+            reader.read_serving(p["serving_id"], p.get("endpoints") or [])
+        for model_id in p.get("model_ids") or []:
+            reader.add_model(model_id, "requested")
+        for task_id in p.get("task_ids") or []:
+            reader.add_task(task_id)
+        for ds in p.get("dataset_ids") or []:
+            reader.add_dataset(ds, "requested")
+        dep = reader.dep
+        counts = {
+            "endpoints": len(dep.endpoints),
+            "models": len(dep.models),
+            "tasks": len(dep.tasks),
+            "datasets": len(dep.datasets),
+        }
+        old_digest = _existing_digest(self.dest)
+        plan = {
+            "endpoints": sorted(dep.endpoints),
+            "models": {m: d.get("name") for m, d in dep.models.items()},
+            "tasks": {t: d.get("name") for t, d in dep.tasks.items()},
+            "datasets": {d: doc.get("name") for d, doc in dep.datasets.items()},
+        }
+        # Check mode builds the bundle the same way in a temporary sibling (dev is only read) and
+        # compares its content digest; it skips only the publishing rename.
+        # Check mode writes into a scratch directory (never dest) and only compares digests.
+        target = Path(self.tmpdir) / "check-bundle" if self.check_mode else self.dest
+        self.previous = bundle._previous_store(self.dest)
+        with bundle.BundleWriter(
+            target,
+            tool_version=COLLECTION_VERSION,
+            api_host=self.client.api_host,
+            web_host=self.client.web_host,
+            files_host=self.client.files_host,
+            api_version=self.client.server_api_version,
+            server_version=self.client.server_version,
+            serving_id=dep.serving["id"] if dep.serving else None,
+        ) as writer:
+            self.writer = writer
+            self._fill_manifest(reader, writer.manifest)
+            volatile = bundle.make_volatile()
+            done = writer.finalize(volatile=volatile, private_key=self.params.get("signing_key"))
+        digest = done["content_digest"]
+        changed = digest != old_digest
+        manifest = writer.manifest
+        bytes_by_kind: dict[str, int] = {}
+        for meta in manifest["blobs"].values():
+            bytes_by_kind[meta["kind"]] = bytes_by_kind.get(meta["kind"], 0) + meta["size"]
+        return {
+            "changed": changed,
+            "bundle": str(self.dest),
+            "digest": digest,
+            "counts": {
+                **counts,
+                "code": len(manifest["code"]),
+                "images": len(manifest["images"]),
+                "blobs": len(manifest["blobs"]),
+            },
+            "bytes": {**bytes_by_kind, "total": sum(bytes_by_kind.values()), "downloaded": self.downloaded},
+            "redactions": manifest["redactions"],
+            "warnings": dep.warnings + self._warnings_extra + list(done.get("warnings") or []),
+            "plan": plan,
+            **(
+                {"diff": {"before": {"digest": old_digest}, "after": {"digest": digest}}} if self.diff else {}
+            ),
+        }
+
+    # -- manifest -----------------------------------------------------------------------------------
+    def _fill_manifest(self, reader: DeploymentReader, manifest: dict[str, Any]) -> None:
+        dep = reader.dep
+        models = {mid: self._model_entry(reader, doc) for mid, doc in dep.models.items()}
+        task_records: dict[str, Any] = {}
+        tasks: list[dict[str, Any]] = []
+        code: list[dict[str, Any]] = []
+        for tid, doc in dep.tasks.items():
+            task_records[tid] = self._task_record(reader, doc)
+            tasks.append(
+                {
+                    "id": tid,
+                    "name": doc.get("name"),
+                    "models": [
+                        {"name": m.get("name") or "", "model": m["id"]} for m in dep.task_models.get(tid, [])
+                    ],
+                    "datasets": dataset_ids_used_by(doc),
+                }
+            )
+            if self.params.get("include_code", True):
+                entry = self._code_entry(doc)
+                if entry:
+                    code.append(entry)
+        dataset_versions = {did: self._dataset_entry(reader, did, doc) for did, doc in dep.datasets.items()}
+        serving = self._serving_entry(reader) if dep.serving else None
+        first_ep = next(iter(dep.endpoints.values()), None)
+        first_model = dep.models.get(first_ep.get("model_id")) if first_ep else None
+        manifest.update(
+            {
+                "model": {
+                    "id": first_model["id"],
+                    "url": first_model.get("uri"),
+                    "name": first_model.get("name"),
+                }
+                if first_model
+                else None,
+                "tasks": tasks,
+                "datasets": {
+                    did: {
+                        "name": doc.get("name") or "",
+                        "project": _dataset_user_project(reader.project_name(doc.get("project"))),
+                        "version": (doc.get("runtime") or {}).get("version"),
+                    }
+                    for did, doc in dep.datasets.items()
+                },
+                "serving": serving,
+                "models": models,
+                "task_records": task_records,
+                "dataset_versions": dataset_versions,
+                "code": code,
+                "redactions": [r.as_dict() for r in self.redactor.found],
+            }
+        )
+
+    def _model_entry(self, reader: DeploymentReader, doc: dict[str, Any]) -> dict[str, Any]:
+        uri = doc["uri"]
+        try:
+            blob = self.fetch(uri, "model")
+        except ClearmlModuleError as exc:
+            raise ClearmlModuleError(
+                f"Model {doc['id']} ({doc.get('name')}): cannot download its weights {uri}: {exc.msg}"
+            ) from exc
+        design = (
+            (doc.get("design") or {}).get("design")
+            if isinstance(doc.get("design"), dict)
+            else doc.get("design")
+        )
+        return {
+            "name": doc.get("name") or "",
+            "project": reader.project_name(doc.get("project")),
+            "framework": doc.get("framework"),
+            "design": design,
+            "labels": {k: int(v) for k, v in (doc.get("labels") or {}).items()},
+            "tags": list(doc.get("tags") or []),
+            "system_tags": list(doc.get("system_tags") or []),
+            "metadata": dict(doc.get("metadata") or {}),
+            "ready": bool(doc.get("ready")),
+            "task": doc.get("task"),
+            "parent": doc.get("parent"),
+            "uri": uri,
+            "comment": doc.get("comment"),
+            "files": [{"path": _filename(uri), "blob": blob}],
+        }
+
+    def _artifacts(self, doc: dict[str, Any], kind: str = "artifact") -> list[dict[str, Any]]:
+        out = []
+        for art in (doc.get("execution") or {}).get("artifacts") or []:
+            uri = art.get("uri")
+            blob = None
+            if uri:
+                blob = self.fetch(uri, kind, known_sha256=art.get("hash") or None)
+            out.append(
+                {
+                    "key": art.get("key"),
+                    "mode": art.get("mode"),
+                    "type": art.get("type"),
+                    "filename": _filename(uri) if uri else None,
+                    "hash": art.get("hash"),
+                    "uri": uri,
+                    "blob": blob,
+                }
+            )
+        return out
+
+    def _task_record(self, reader: DeploymentReader, doc: dict[str, Any]) -> dict[str, Any]:
+        redacted = redact_task(doc, self.redactor) if self.params.get("redact", True) else doc
+        record_blob = self.put_bytes(canonical_json(redacted), "task-record")
+        events_blob = None
+        if self.params.get("include_events", True):
+            events = reader.task_events(doc["id"])
+            for ev in events.get("training_debug_image", []):
+                if ev.get("url"):
+                    try:
+                        ev["d2s_blob"] = self.fetch(ev["url"], "debug-image")
+                    except ClearmlModuleError as exc:
+                        reader.dep.warnings.append(
+                            f"Task {doc['id']}: debug image {ev['url']} not exported: {exc.msg}"
+                        )
+            lines = b"".join(canonical_json(e) + b"\n" for t in sorted(events) for e in events[t])
+            events_blob = self.put_bytes(lines, "events")
+        return {
+            "name": doc.get("name") or "",
+            "project": reader.project_name(doc.get("project")),
+            "type": doc.get("type") or "training",
+            "status": doc.get("status"),
+            "parent": doc.get("parent"),
+            "record": record_blob,
+            "events": events_blob,
+            "artifacts": self._artifacts(doc),
+        }
+
+    def _dataset_entry(self, reader: DeploymentReader, did: str, doc: dict[str, Any]) -> dict[str, Any]:
+        state = reader.dep.dataset_states[did]
+        arts = {a.get("key"): a for a in (doc.get("execution") or {}).get("artifacts") or []}
+        state_blob = self.fetch(
+            arts["state"]["uri"], "dataset-state", known_sha256=arts["state"].get("hash") or None
+        )
+        chunks = []
+        for key in sorted(arts):
+            if key == "data" or (key or "").startswith("data_"):
+                art = arts[key]
+                chunks.append(
+                    {
+                        "artifact": key,
+                        "blob": self.fetch(art["uri"], "dataset-chunk", art.get("hash") or None),
+                    }
+                )
+        files = [
+            {"path": e["relative_path"], "blob": e["hash"]}
+            for e in state.get("dataset_file_entries") or []
+            if e.get("parent_dataset_id") == did and e.get("hash")
+        ]
+        graph = state.get("dependency_graph") or {}
+        return {
+            "name": doc.get("name") or "",
+            "project": _dataset_user_project(reader.project_name(doc.get("project"))),
+            "version": (doc.get("runtime") or {}).get("version"),
+            "tags": list(doc.get("tags") or []),
+            "parents": list(dict.fromkeys(graph.get(did) or [])),
+            "state": state_blob,
+            "files": files,
+            "chunks": chunks,
+        }
+
+    def _serving_entry(self, reader: DeploymentReader) -> dict[str, Any]:
+        dep = reader.dep
+        svc = dep.serving or {}
+        arts = {a.get("key"): a for a in (svc.get("execution") or {}).get("artifacts") or []}
+        preprocess: dict[str, Any] = {}
+        for ep in dep.endpoints.values():
+            key = ep.get("preprocess_artifact")
+            if key and key in arts and key not in preprocess:
+                art = arts[key]
+                preprocess[key] = {
+                    "blob": self.fetch(art["uri"], "preprocess", known_sha256=art.get("hash") or None),
+                    "filename": _filename(art["uri"]),
+                    "hash": art.get("hash"),
+                    "type": art.get("type"),
+                    "uri": art.get("uri"),
+                }
+        params = {
+            f"{section}/{name}": entry.get("value")
+            for section, values in (svc.get("hyperparams") or {}).items()
+            for name, entry in (values or {}).items()
+        }
+        record = redact_task(svc, self.redactor) if self.params.get("redact", True) else svc
+        return {
+            "id": svc["id"],
+            "name": svc.get("name") or "",
+            "project": reader.project_name(svc.get("project")),
+            "record": self.put_bytes(canonical_json(record), "task-record"),
+            "parameters": params,
+            "endpoints": dep.endpoints,
+            "model_monitoring": dep.serving_configs.get("model_monitoring", {}),
+            "canary": dep.serving_configs.get("canary", {}),
+            "metric_logging": dep.serving_configs.get("metric_logging", {}),
+            "preprocess": preprocess,
+        }
+
+    # -- code -----------------------------------------------------------------------------------------
+    def _code_entry(self, doc: dict[str, Any]) -> dict[str, Any] | None:
+        script = doc.get("script") or {}
+        repo = script.get("repository")
+        if not repo:
+            return None
+        entry: dict[str, Any] = {
+            "role": "training",
+            "task": doc["id"],
+            "repository": self.redactor.text(repo, "task", doc["id"], "script.repository"),
+            "branch": script.get("branch"),
+            "commit": script.get("version_num"),
+            "tag": script.get("tag"),
+            "entry_point": script.get("entry_point"),
+            "working_dir": script.get("working_dir"),
+            "bundle": None,
+            "diff": None,
+            "requirements": None,
+            "files": [],
+        }
+        if script.get("diff"):
+            diff = self.redactor.text(script["diff"], "task", doc["id"], "script.diff")
+            entry["diff"] = self.put_bytes(diff.encode(), "git-diff")
+        reqs = script.get("requirements") or {}
+        if reqs.get("pip"):
+            entry["requirements"] = self.put_bytes(str(reqs["pip"]).encode(), "requirements")
+        commit = script.get("version_num")
+        if commit:
+            entry["bundle"] = self._git_bundle(repo, commit, doc["id"])
+        return entry
+
+    def _git_bundle(self, repo: str, commit: str, task_id: str) -> str | None:
+        """A git bundle holding ``commit`` (and its history), or None with a warning when unreachable."""
+        mirror = Path(self.tmpdir) / f"git-{task_id}"
+        env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+        try:
+            subprocess.run(
+                ["git", "clone", "--quiet", "--bare", "--no-tags", repo, str(mirror)],
+                check=True,
+                capture_output=True,
+                timeout=300,
+                env=env,
+            )
+            subprocess.run(
+                ["git", "-C", str(mirror), "update-ref", "refs/heads/d2s-export", commit],
+                check=True,
+                capture_output=True,
+                env=env,
+            )
+            out = Path(self.tmpdir) / f"{task_id}.bundle"
+            subprocess.run(
+                [
+                    "git",
+                    "-C",
+                    str(mirror),
+                    "-c",
+                    "pack.threads=1",
+                    "bundle",
+                    "create",
+                    "--quiet",
+                    str(out),
+                    "d2s-export",
+                ],
+                check=True,
+                capture_output=True,
+                env=env,
+            )
+            return self.put_file(out, "git-bundle")
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
+            err = getattr(exc, "stderr", b"") or b""
+            self._warnings_extra.append(
+                f"Task {task_id}: code repository not exported ({err.decode(errors='replace').strip()[:200] or exc})"
+            )
+            return None
+        finally:
+            shutil.rmtree(mirror, ignore_errors=True)
+
+
+def _existing_digest(dest: Path) -> str | None:
+    """Content digest of the bundle already at ``dest`` (None when there is none or it is unreadable)."""
+    try:
+        return bundle.content_digest(json.loads((dest / "manifest.json").read_bytes()))
+    except (OSError, ValueError):
+        return None
+
+
+def _dataset_user_project(project_name: str | None) -> str | None:
+    """``P/.datasets/N`` → ``P`` (the project a user names in ``Dataset.get``)."""
+    if project_name and "/.datasets/" in project_name:
+        return project_name.split("/.datasets/", 1)[0]
+    return project_name
