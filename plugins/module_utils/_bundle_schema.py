@@ -1,0 +1,572 @@
+# Copyright (c) 2026, deploy2standalone contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""JSON Schema of the bundle manifest v1, embedded as a Python dict, and its validators.
+
+Private to this collection: not a public API, may change without notice.
+
+Ansible ships module_utils to managed hosts as Python only, so the schema lives here;
+``schemas/manifest-v1.schema.json`` is a generated copy (a unit test keeps them equal). Regenerate it
+with ``python plugins/module_utils/_bundle_schema.py > schemas/manifest-v1.schema.json``.
+
+Validation uses ``jsonschema`` when it is importable and otherwise a small built-in validator for
+exactly the keywords in ``SCHEMA_KEYWORDS`` (the unit tests run both and prove they agree).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterator
+from typing import Any
+
+try:
+    import jsonschema
+except ImportError:  # pragma: no cover - exercised by forcing engine="builtin" in the tests
+    HAS_JSONSCHEMA = False
+else:
+    HAS_JSONSCHEMA = True
+
+SCHEMA_ID = "https://deploy2standalone.example/schemas/manifest-v1.schema.json"
+_DIGEST = "^[0-9a-f]{64}$"
+_ID = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+_SLUG = "^[a-z0-9][a-z0-9._-]{0,63}$"
+
+
+def _obj(required: list[str], properties: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": required,
+        "properties": properties,
+        "additionalProperties": False,
+        **extra,
+    }
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/$defs/{name}"}
+
+
+_NULLABLE_STR = {"type": ["string", "null"]}
+_STR_LIST = {"type": "array", "items": {"type": "string"}}
+_NULLABLE_ID = {"type": ["string", "null"], "pattern": _ID}
+_NULLABLE_DIGEST = {"type": ["string", "null"], "pattern": _DIGEST}
+
+MANIFEST_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": SCHEMA_ID,
+    "title": "deploy2standalone bundle manifest, format v1",
+    "description": (
+        "manifest.json at the root of a deploy2standalone bundle. Field by field in docs/bundle-format.md. "
+        "Volatile fields (export time, exporter) live in manifest.volatile.json ($defs/volatile)."
+    ),
+    "type": "object",
+    "required": [
+        "format",
+        "tool",
+        "source",
+        "serving_id",
+        "model",
+        "tasks",
+        "datasets",
+        "serving",
+        "models",
+        "task_records",
+        "dataset_versions",
+        "code",
+        "images",
+        "wheels",
+        "redactions",
+        "blobs",
+    ],
+    "additionalProperties": False,
+    "properties": {
+        "format": _obj(
+            ["name", "version"],
+            {
+                "name": {"const": "deploy2standalone-bundle"},
+                "version": {"type": "string", "pattern": "^[0-9]{1,4}\\.[0-9]{1,4}$"},
+            },
+        ),
+        "tool": _obj(
+            ["name", "version"],
+            {"name": {"type": "string", "minLength": 1}, "version": {"type": "string", "minLength": 1}},
+        ),
+        "source": _obj(
+            ["api_host"],
+            {
+                "api_host": {"type": "string", "minLength": 1},
+                "web_host": _NULLABLE_STR,
+                "files_host": _NULLABLE_STR,
+                "api_version": _NULLABLE_STR,
+                "server_version": _NULLABLE_STR,
+            },
+        ),
+        "serving_id": _NULLABLE_ID,
+        "model": {
+            "type": ["object", "null"],
+            "required": ["id", "url"],
+            "properties": {"id": _ref("id"), "url": _NULLABLE_STR, "name": _NULLABLE_STR},
+            "additionalProperties": False,
+        },
+        "tasks": {"type": "array", "items": _ref("task_entry")},
+        "datasets": {
+            "type": "object",
+            "propertyNames": _ref("id"),
+            "additionalProperties": _obj(
+                ["name", "project"],
+                {"name": {"type": "string"}, "project": _NULLABLE_STR, "version": _NULLABLE_STR},
+            ),
+        },
+        "serving": {"anyOf": [{"type": "null"}, _ref("serving")]},
+        "models": {"type": "object", "propertyNames": _ref("id"), "additionalProperties": _ref("model")},
+        "task_records": {
+            "type": "object",
+            "propertyNames": _ref("id"),
+            "additionalProperties": _ref("task_record"),
+        },
+        "dataset_versions": {
+            "type": "object",
+            "propertyNames": _ref("id"),
+            "additionalProperties": _ref("dataset_version"),
+        },
+        "code": {"type": "array", "items": _ref("code")},
+        "images": {"type": "array", "items": _ref("image")},
+        "wheels": {"type": "array", "items": _ref("wheel")},
+        "redactions": {"type": "array", "items": _ref("redaction")},
+        "blobs": {
+            "type": "object",
+            "propertyNames": _ref("digest"),
+            "additionalProperties": _obj(
+                ["size", "kind", "media_type"],
+                {
+                    "size": {"type": "integer", "minimum": 0},
+                    "kind": _ref("token"),
+                    "media_type": {"type": "string", "pattern": "^[a-z0-9.+-]+/[A-Za-z0-9.+_-]+$"},
+                },
+            ),
+        },
+    },
+    "$defs": {
+        "digest": {"type": "string", "pattern": _DIGEST},
+        "id": {"type": "string", "pattern": _ID},
+        "token": {"type": "string", "pattern": _SLUG},
+        "relpath": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 4096,
+            "pattern": "^(?!/)(?!.*\\\\)(?!(.*/)?\\.{1,2}(/|$))(?!.*//)(?!.*/$)[^\\x00-\\x1f\\x7f]+$",
+        },
+        "file": _obj(
+            ["path", "blob"],
+            {"path": _ref("relpath"), "blob": _ref("digest"), "executable": {"type": "boolean"}},
+        ),
+        "files": {"type": "array", "items": _ref("file")},
+        "task_entry": _obj(
+            ["id", "models", "datasets"],
+            {
+                "id": _ref("id"),
+                "name": _NULLABLE_STR,
+                "models": {
+                    "type": "array",
+                    "items": _obj(["name", "model"], {"name": {"type": "string"}, "model": _ref("id")}),
+                },
+                "datasets": {"type": "array", "items": _ref("id")},
+            },
+        ),
+        "endpoint": {
+            "type": "object",
+            "required": ["engine_type", "serving_url"],
+            "properties": {
+                "engine_type": {"type": "string", "minLength": 1},
+                "serving_url": {"type": "string", "minLength": 1},
+                "model_id": _NULLABLE_ID,
+                "version": {"type": ["string", "integer", "null"]},
+                "preprocess_artifact": _NULLABLE_STR,
+            },
+        },
+        "serving": _obj(
+            ["id", "name", "project", "endpoints"],
+            {
+                "id": _ref("id"),
+                "name": {"type": "string"},
+                "project": _NULLABLE_STR,
+                "record": _NULLABLE_DIGEST,
+                "parameters": {"type": "object", "additionalProperties": {"type": ["string", "null"]}},
+                "endpoints": {"type": "object", "additionalProperties": _ref("endpoint")},
+                "model_monitoring": {"type": "object", "additionalProperties": {"type": "object"}},
+                "canary": {"type": "object", "additionalProperties": {"type": "object"}},
+                "metric_logging": {"type": "object", "additionalProperties": {"type": "object"}},
+                "preprocess": {
+                    "type": "object",
+                    "additionalProperties": _obj(
+                        ["blob", "filename"],
+                        {
+                            "blob": _ref("digest"),
+                            "filename": {"type": "string", "minLength": 1},
+                            "hash": _NULLABLE_STR,
+                            "type": _NULLABLE_STR,
+                            "uri": _NULLABLE_STR,
+                        },
+                    ),
+                },
+            },
+        ),
+        "model": _obj(
+            ["name", "framework", "ready", "files"],
+            {
+                "name": {"type": "string"},
+                "project": _NULLABLE_STR,
+                "framework": _NULLABLE_STR,
+                "design": _NULLABLE_STR,
+                "labels": {"type": "object", "additionalProperties": {"type": "integer"}},
+                "tags": _STR_LIST,
+                "system_tags": _STR_LIST,
+                "metadata": {"type": "object", "additionalProperties": {"type": "object"}},
+                "ready": {"type": "boolean"},
+                "task": _NULLABLE_ID,
+                "parent": _NULLABLE_ID,
+                "uri": _NULLABLE_STR,
+                "comment": _NULLABLE_STR,
+                "files": {"type": "array", "minItems": 1, "items": _ref("file")},
+            },
+        ),
+        "artifact": _obj(
+            ["key", "blob"],
+            {
+                "key": {"type": "string", "minLength": 1},
+                "mode": _NULLABLE_STR,
+                "type": _NULLABLE_STR,
+                "filename": _NULLABLE_STR,
+                "hash": _NULLABLE_STR,
+                "uri": _NULLABLE_STR,
+                "blob": _NULLABLE_DIGEST,
+            },
+        ),
+        "task_record": _obj(
+            ["name", "type", "record"],
+            {
+                "name": {"type": "string"},
+                "project": _NULLABLE_STR,
+                "type": {"type": "string"},
+                "status": _NULLABLE_STR,
+                "parent": _NULLABLE_ID,
+                "record": _ref("digest"),
+                "events": _NULLABLE_DIGEST,
+                "artifacts": {"type": "array", "items": _ref("artifact")},
+            },
+        ),
+        "dataset_version": _obj(
+            ["name", "project", "version", "parents", "state", "files"],
+            {
+                "name": {"type": "string"},
+                "project": _NULLABLE_STR,
+                "version": _NULLABLE_STR,
+                "tags": _STR_LIST,
+                "parents": {"type": "array", "uniqueItems": True, "items": _ref("id")},
+                "state": _ref("digest"),
+                "files": _ref("files"),
+                "chunks": {
+                    "type": "array",
+                    "items": _obj(
+                        ["artifact", "blob"],
+                        {"artifact": {"type": "string", "minLength": 1}, "blob": _ref("digest")},
+                    ),
+                },
+            },
+        ),
+        "code": _obj(
+            ["role", "repository"],
+            {
+                "role": _ref("token"),
+                "task": _NULLABLE_ID,
+                "repository": _NULLABLE_STR,
+                "branch": _NULLABLE_STR,
+                "commit": _NULLABLE_STR,
+                "tag": _NULLABLE_STR,
+                "entry_point": _NULLABLE_STR,
+                "working_dir": _NULLABLE_STR,
+                "bundle": _NULLABLE_DIGEST,
+                "diff": _NULLABLE_DIGEST,
+                "requirements": _NULLABLE_DIGEST,
+                "files": _ref("files"),
+            },
+        ),
+        "image": _obj(
+            ["name", "id", "layout", "files"],
+            {
+                "name": {"type": "string", "minLength": 1},
+                "tags": _STR_LIST,
+                "id": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
+                "role": {"type": ["string", "null"], "pattern": _SLUG},
+                "layout": _ref("token"),
+                "platform": _NULLABLE_STR,
+                "files": {"type": "array", "minItems": 1, "items": _ref("file")},
+            },
+        ),
+        "wheel": _obj(
+            ["name", "version", "filename", "blob"],
+            {
+                "name": {"type": "string", "minLength": 1},
+                "version": {"type": "string", "minLength": 1},
+                "filename": {"type": "string", "pattern": "^[^/\\\\\\x00-\\x1f]+$"},
+                "blob": _ref("digest"),
+                "purpose": {"type": ["string", "null"], "pattern": _SLUG},
+            },
+        ),
+        "redaction": _obj(
+            ["object_kind", "object_id", "path", "rule"],
+            {
+                "object_kind": {"type": "string", "minLength": 1},
+                "object_id": {"type": "string"},
+                "path": {"type": "string", "minLength": 1},
+                "rule": {"type": "string", "minLength": 1},
+            },
+        ),
+        "volatile": _obj(
+            ["exported_on"],
+            {
+                "exported_on": {"type": "string", "minLength": 1},
+                "developer": _NULLABLE_STR,
+                "exporter": _obj([], {"user": _NULLABLE_STR, "host": _NULLABLE_STR}),
+            },
+        ),
+        "signature": _obj(
+            [
+                "format",
+                "algorithm",
+                "public_key",
+                "fingerprint",
+                "content_digest",
+                "checksums_sha256",
+                "signature",
+            ],
+            {
+                "format": {"const": "deploy2standalone-bundle-signature/1"},
+                "algorithm": {"const": "ed25519"},
+                "public_key": {"type": "string", "pattern": "^[A-Za-z0-9+/]{43}=$"},
+                "fingerprint": {"type": "string", "pattern": "^SHA256:[A-Za-z0-9+/]{43}$"},
+                "content_digest": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
+                "checksums_sha256": _ref("digest"),
+                "signature": {"type": "string", "pattern": "^[A-Za-z0-9+/]{86}==$"},
+            },
+        ),
+    },
+}
+
+# Every keyword the schema uses; the built-in validator implements exactly these (a unit test checks).
+SCHEMA_KEYWORDS = frozenset(
+    {
+        "$schema",
+        "$id",
+        "$defs",
+        "$ref",
+        "title",
+        "description",
+        "type",
+        "required",
+        "properties",
+        "additionalProperties",
+        "propertyNames",
+        "items",
+        "minItems",
+        "uniqueItems",
+        "const",
+        "pattern",
+        "minLength",
+        "maxLength",
+        "minimum",
+        "anyOf",
+    }
+)
+
+
+def sub_schema(name: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A schema that validates against ``$defs/<name>`` (volatile file, signature file)."""
+    schema = schema if schema is not None else MANIFEST_SCHEMA
+    return {"$schema": schema["$schema"], "$defs": schema["$defs"], "$ref": f"#/$defs/{name}"}
+
+
+def relaxed_schema(schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The schema without ``additionalProperties: false``: a newer minor version may add fields."""
+    schema = copy.deepcopy(schema if schema is not None else MANIFEST_SCHEMA)
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("additionalProperties") is False:
+                del node["additionalProperties"]
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(schema)
+    return schema
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Built-in validator: the JSON Schema 2020-12 semantics of SCHEMA_KEYWORDS, nothing more.
+
+_TYPES = {
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str),
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "integer": lambda v: (
+        (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer())
+    ),
+}
+_PATTERNS: dict[str, re.Pattern[str]] = {}
+
+
+def _json_equal(a: Any, b: Any) -> bool:
+    """Equality as JSON Schema defines it (1 == 1.0, but True != 1)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b, strict=False))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_json_equal(a[k], b[k]) for k in a)
+    return type(a) is type(b) and a == b
+
+
+def _fmt(path: tuple[Any, ...]) -> str:
+    return "/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in path) if path else "(root)"
+
+
+def _deref(ref: str, root: dict[str, Any]) -> Any:
+    if not ref.startswith("#/$defs/"):
+        raise ValueError(f"unsupported $ref {ref!r}")
+    return root["$defs"][ref[len("#/$defs/") :]]
+
+
+def _builtin_errors(instance: Any, schema: Any, root: dict[str, Any], path: tuple[Any, ...]) -> Iterator[str]:
+    if isinstance(schema, bool):
+        if not schema:
+            yield f"{_fmt(path)}: not allowed here"
+        return
+    if "$ref" in schema:
+        yield from _builtin_errors(instance, _deref(schema["$ref"], root), root, path)
+    if "type" in schema:
+        types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        if not any(_TYPES[t](instance) for t in types):
+            yield f"{_fmt(path)}: {_short(instance)} is not of type {' or '.join(types)}"
+            return
+    if "const" in schema and not _json_equal(instance, schema["const"]):
+        yield f"{_fmt(path)}: {_short(instance)} is not {schema['const']!r}"
+    if "anyOf" in schema:
+        branches = [list(_builtin_errors(instance, sub, root, path)) for sub in schema["anyOf"]]
+        if all(branches):
+            best = min(branches, key=len)
+            yield f"{_fmt(path)}: matches none of the allowed forms ({best[0]})"
+    if _TYPES["number"](instance) and "minimum" in schema and instance < schema["minimum"]:
+        yield f"{_fmt(path)}: {instance!r} is less than the minimum {schema['minimum']}"
+    if isinstance(instance, str):
+        yield from _string_errors(instance, schema, path)
+    elif isinstance(instance, list):
+        yield from _array_errors(instance, schema, root, path)
+    elif isinstance(instance, dict):
+        yield from _object_errors(instance, schema, root, path)
+
+
+def _string_errors(instance: str, schema: dict[str, Any], path: tuple[Any, ...]) -> Iterator[str]:
+    if "minLength" in schema and len(instance) < schema["minLength"]:
+        yield f"{_fmt(path)}: {_short(instance)} is shorter than {schema['minLength']}"
+    if "maxLength" in schema and len(instance) > schema["maxLength"]:
+        yield f"{_fmt(path)}: {_short(instance)} is longer than {schema['maxLength']}"
+    if "pattern" in schema:
+        pattern = _PATTERNS.get(schema["pattern"])
+        if pattern is None:
+            pattern = _PATTERNS[schema["pattern"]] = re.compile(schema["pattern"])
+        if not pattern.search(instance):
+            yield f"{_fmt(path)}: {_short(instance)} does not match {schema['pattern']!r}"
+
+
+def _array_errors(
+    instance: list[Any], schema: dict[str, Any], root: dict[str, Any], path: tuple[Any, ...]
+) -> Iterator[str]:
+    if "minItems" in schema and len(instance) < schema["minItems"]:
+        yield f"{_fmt(path)}: expected at least {schema['minItems']} item(s)"
+    if schema.get("uniqueItems"):
+        for i in range(len(instance)):
+            if any(_json_equal(instance[i], instance[j]) for j in range(i)):
+                yield f"{_fmt(path)}: item {i} is a duplicate"
+                break
+    if "items" in schema:
+        for i, item in enumerate(instance):
+            yield from _builtin_errors(item, schema["items"], root, (*path, i))
+
+
+def _object_errors(
+    instance: dict[str, Any], schema: dict[str, Any], root: dict[str, Any], path: tuple[Any, ...]
+) -> Iterator[str]:
+    for key in schema.get("required", ()):
+        if key not in instance:
+            yield f"{_fmt(path)}: required property {key!r} is missing"
+    if "propertyNames" in schema:
+        for key in instance:
+            for err in _builtin_errors(key, schema["propertyNames"], root, path):
+                yield f"{err} (property name)"
+    props = schema.get("properties", {})
+    extra = schema.get("additionalProperties", True)
+    for key, value in instance.items():
+        if key in props:
+            yield from _builtin_errors(value, props[key], root, (*path, key))
+        elif extra is False:
+            yield f"{_fmt(path)}: unexpected property {key!r}"
+        else:
+            yield from _builtin_errors(value, extra, root, (*path, key))
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _jsonschema_errors(instance: Any, schema: dict[str, Any]) -> list[str]:
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(instance), key=lambda e: (list(e.absolute_path), e.message))
+    out = []
+    for err in errors:
+        out.append(f"{_fmt(tuple(err.absolute_path))}: {_short_msg(err.message)}")
+    return out
+
+
+def _short_msg(text: str) -> str:
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def schema_errors(instance: Any, schema: dict[str, Any] | None = None, *, engine: str = "auto") -> list[str]:
+    """Validation errors of ``instance`` against ``schema`` (default: the manifest), as readable strings.
+
+    ``engine``: ``jsonschema``, ``builtin`` or ``auto`` (jsonschema when importable). Never raises on
+    bad input; an empty list means valid.
+    """
+    schema = schema if schema is not None else MANIFEST_SCHEMA
+    if engine == "auto":
+        engine = "jsonschema" if HAS_JSONSCHEMA else "builtin"
+    if engine == "jsonschema":
+        if not HAS_JSONSCHEMA:
+            raise ValueError("the jsonschema package is not installed")
+        try:
+            return _jsonschema_errors(instance, schema)
+        except RecursionError:
+            return ["(root): the document is nested too deeply"]
+    if engine != "builtin":
+        raise ValueError(f"unknown schema engine {engine!r}")
+    try:
+        return list(_builtin_errors(instance, schema, schema, ()))
+    except RecursionError:
+        return ["(root): the document is nested too deeply"]
+
+
+if __name__ == "__main__":  # pragma: no cover - regenerates schemas/manifest-v1.schema.json
+    import json
+    import sys
+
+    sys.stdout.write(json.dumps(MANIFEST_SCHEMA, indent=2, sort_keys=True) + "\n")
