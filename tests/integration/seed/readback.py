@@ -14,6 +14,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 
 def sha256_file(path: Path) -> str:
@@ -154,8 +155,18 @@ def read_model(model_id: str) -> dict[str, Any]:
     probe(out, "config", lambda: plain(model.config_dict))
     probe(out, "metadata", lambda: plain(model.get_all_metadata()))
     probe(out, "url", lambda: model.url)
-    probe(out, "files", lambda: tree(Path(model.get_local_copy())))
+    probe(out, "files", lambda: model_files(model))
     return out
+
+
+def model_files(model: Any) -> dict[str, dict[str, Any]]:
+    """Files of a model's local copy; a single file is keyed by the name in its URL (the cache
+    prefixes the local file name with a hash)."""
+    local = Path(model.get_local_copy())
+    if local.is_dir():
+        return tree(local)
+    name = unquote(urlsplit(model.url).path.rsplit("/", 1)[-1])
+    return {name: tree(local)[local.name]}
 
 
 def read_service(service: dict[str, Any]) -> dict[str, Any]:

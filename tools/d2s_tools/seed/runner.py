@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,7 +95,19 @@ class Flow:
     log: Path
     process: subprocess.Popen[bytes]
     started: float = field(default_factory=time.monotonic)
-    seconds: float | None = None
+    ended: float | None = None
+
+    def __post_init__(self) -> None:
+        # Note the exit time when it happens, not when someone gets round to wait() for it.
+        def watch() -> None:
+            self.process.wait()
+            self.ended = time.monotonic()
+
+        threading.Thread(target=watch, name=f"watch-{self.name}", daemon=True).start()
+
+    @property
+    def seconds(self) -> float | None:
+        return None if self.ended is None else round(self.ended - self.started, 2)
 
     def wait(self, timeout: float) -> Flow:
         try:
@@ -103,7 +116,8 @@ class Flow:
             self.process.kill()
             self.process.wait()
             raise FlowError(f"{self.name}: timed out after {timeout:.0f}s\n{self.tail()}") from None
-        self.seconds = round(time.monotonic() - self.started, 2)
+        if self.ended is None:  # the watcher has not run yet
+            self.ended = time.monotonic()
         if code != 0:
             raise FlowError(f"{self.name}: exit code {code}\n{self.tail()}")
         return self
