@@ -377,7 +377,8 @@ def iter_blob_refs(data: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
                 yield f"code[{i}].{key}", code[key]
         yield from _files(code.get("files", []), f"code[{i}].files")
     for i, image in enumerate(data["images"]):
-        yield from _files(image["files"], f"images[{i}].files")
+        for j, member in enumerate(image["members"]):
+            yield f"images[{i}].members[{j}]", member["digest"]
     for i, wheel in enumerate(data["wheels"]):
         yield f"wheels[{i}]", wheel["blob"]
 
@@ -400,7 +401,7 @@ def _file_lists(data: Mapping[str, Any]) -> Iterator[tuple[str, list[dict[str, A
     for i, code in enumerate(data["code"]):
         yield f"code[{i}].files", code.get("files", [])
     for i, image in enumerate(data["images"]):
-        yield f"images[{i}].files", image["files"]
+        yield f"images[{i}].members", image["members"]
 
 
 def _url_has_credentials(url: Any) -> bool:
@@ -439,6 +440,13 @@ def _cross_check(data: Mapping[str, Any]) -> tuple[list[str], list[str]]:
             problems.append(f"{where} references blob {digest}, which is not in the blobs index")
     for where, files in _file_lists(data):
         problems.extend(_file_list_problems(where, files))
+    for i, image in enumerate(data["images"]):
+        for member in image["members"]:
+            blob = data["blobs"].get(member["digest"])
+            if blob is not None and blob["size"] != member["size"]:
+                problems.append(
+                    f"images[{i}] member '{member['path']}' has size {member['size']}, its blob {blob['size']}"
+                )
     problems.extend(_lineage_problems(data["dataset_versions"]))
     problems.extend(_reference_problems(data))
     for where, url in _urls(data):
@@ -1376,10 +1384,11 @@ def bundle_listing(manifest: Manifest, volatile: Mapping[str, Any] | None = None
         {
             "name": i["name"],
             "id": i["id"],
+            "repo_tags": i.get("repo_tags", []),
             "role": i.get("role"),
             "layout": i["layout"],
-            "files": len(i["files"]),
-            "bytes": sum(blobs[f["blob"]]["size"] for f in {f["blob"]: f for f in i["files"]}.values()),
+            "members": len(i["members"]),
+            "bytes": sum(blobs[d]["size"] for d in {m["digest"] for m in i["members"]}),
         }
         for i in data["images"]
     ]

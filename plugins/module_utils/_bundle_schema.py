@@ -141,7 +141,7 @@ MANIFEST_SCHEMA: dict[str, Any] = {
                 ["size", "kind", "media_type"],
                 {
                     "size": {"type": "integer", "minimum": 0},
-                    "kind": _ref("token"),
+                    "kind": _ref("slug"),
                     "media_type": {"type": "string", "pattern": "^[a-z0-9.+-]+/[A-Za-z0-9.+_-]+$"},
                 },
             ),
@@ -150,7 +150,7 @@ MANIFEST_SCHEMA: dict[str, Any] = {
     "$defs": {
         "digest": {"type": "string", "pattern": _DIGEST},
         "id": {"type": "string", "pattern": _ID},
-        "token": {"type": "string", "pattern": _SLUG},
+        "slug": {"type": "string", "pattern": _SLUG},
         "relpath": {
             "type": "string",
             "minLength": 1,
@@ -278,7 +278,7 @@ MANIFEST_SCHEMA: dict[str, Any] = {
         "code": _obj(
             ["role", "repository"],
             {
-                "role": _ref("token"),
+                "role": _ref("slug"),
                 "task": _NULLABLE_ID,
                 "repository": _NULLABLE_STR,
                 "branch": _NULLABLE_STR,
@@ -293,15 +293,28 @@ MANIFEST_SCHEMA: dict[str, Any] = {
             },
         ),
         "image": _obj(
-            ["name", "id", "layout", "files"],
+            ["name", "id", "layout", "members"],
             {
                 "name": {"type": "string", "minLength": 1},
-                "tags": _STR_LIST,
-                "id": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
+                "id": _ref("image_id"),
+                "alt_ids": {"type": "array", "items": _ref("image_id")},
+                "repo_tags": {"type": "array", "items": {"type": "string", "minLength": 1}},
+                "layout": _ref("slug"),
+                "layers": {"type": "array", "items": _ref("image_id")},
+                "members": {"type": "array", "minItems": 1, "items": _ref("image_member")},
+                "size": {"type": "integer", "minimum": 0},
                 "role": {"type": ["string", "null"], "pattern": _SLUG},
-                "layout": _ref("token"),
                 "platform": _NULLABLE_STR,
-                "files": {"type": "array", "minItems": 1, "items": _ref("file")},
+            },
+        ),
+        "image_id": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
+        "image_member": _obj(
+            ["path", "digest", "size", "mode"],
+            {
+                "path": _ref("relpath"),
+                "digest": _ref("digest"),
+                "size": {"type": "integer", "minimum": 0},
+                "mode": {"type": "integer", "minimum": 0, "maximum": 4095},
             },
         ),
         "wheel": _obj(
@@ -376,6 +389,7 @@ SCHEMA_KEYWORDS = frozenset(
         "minLength",
         "maxLength",
         "minimum",
+        "maximum",
         "anyOf",
     }
 )
@@ -461,17 +475,23 @@ def _builtin_errors(instance: Any, schema: Any, root: dict[str, Any], path: tupl
         yield f"{_fmt(path)}: {_short(instance)} is not {schema['const']!r}"
     if "anyOf" in schema:
         branches = [list(_builtin_errors(instance, sub, root, path)) for sub in schema["anyOf"]]
-        if all(branches):
-            best = min(branches, key=len)
-            yield f"{_fmt(path)}: matches none of the allowed forms ({best[0]})"
-    if _TYPES["number"](instance) and "minimum" in schema and instance < schema["minimum"]:
-        yield f"{_fmt(path)}: {instance!r} is less than the minimum {schema['minimum']}"
+        if all(branches):  # report the branch that got furthest into the instance
+            yield from max(branches, key=lambda errs: max(e.split(": ", 1)[0].count("/") for e in errs))
+    if _TYPES["number"](instance):
+        yield from _number_errors(instance, schema, path)
     if isinstance(instance, str):
         yield from _string_errors(instance, schema, path)
     elif isinstance(instance, list):
         yield from _array_errors(instance, schema, root, path)
     elif isinstance(instance, dict):
         yield from _object_errors(instance, schema, root, path)
+
+
+def _number_errors(instance: float, schema: dict[str, Any], path: tuple[Any, ...]) -> Iterator[str]:
+    if "minimum" in schema and instance < schema["minimum"]:
+        yield f"{_fmt(path)}: {instance!r} is less than the minimum {schema['minimum']}"
+    if "maximum" in schema and instance > schema["maximum"]:
+        yield f"{_fmt(path)}: {instance!r} is more than the maximum {schema['maximum']}"
 
 
 def _string_errors(instance: str, schema: dict[str, Any], path: tuple[Any, ...]) -> Iterator[str]:
@@ -528,11 +548,18 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def _deepest(error: Any) -> Any:
+    """For anyOf failures, the sub-error deepest in the instance (the real problem, not "not null")."""
+    while error.context:
+        error = max(error.context, key=lambda e: (len(e.absolute_path), e.validator != "type"))
+    return error
+
+
 def _jsonschema_errors(instance: Any, schema: dict[str, Any]) -> list[str]:
     validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(instance), key=lambda e: (list(e.absolute_path), e.message))
     out = []
-    for err in errors:
+    for err in sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path))):
+        err = _deepest(err)  # noqa: PLW2901 - replaced by its most specific cause
         out.append(f"{_fmt(tuple(err.absolute_path))}: {_short_msg(err.message)}")
     return out
 
