@@ -34,6 +34,7 @@ Layouts read: ``docker-legacy`` (Docker < 25: ``<config hex>.json``, ``<v1 id>/{
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -151,7 +152,8 @@ class _Member:
     digest: str
     size: int
     mode: int
-    data: bytes | None = None  # kept for small members (JSON documents are parsed from it)
+    data: bytes | None = None  # kept for small JSON documents (they are parsed)
+    stored: bool = True  # JSON documents are stored only once a record lists them
 
 
 @dataclass
@@ -265,11 +267,18 @@ def _scan_member(tar: tarfile.TarFile, info: tarfile.TarInfo, archive: _Archive,
     src = tar.extractfile(info) if info.isreg() else None
     if src is None:
         raise ImageError(f"docker save archive: member {path!r} is not a regular file, link or directory")
-    data = None
+    mode = info.mode & 0o7777
     if info.size <= _SMALL:
         data = src.read()
         if len(data) != info.size:
             raise ImageError(f"docker save archive: member {path!r} is truncated")
+        if data.lstrip()[:1] in (b"{", b"["):
+            # A JSON document (index, config, manifest): kept in memory, stored when a record lists it,
+            # so the index files of a multi-image archive, which no record lists, are not stored.
+            member = _Member(path, hashlib.sha256(data).hexdigest(), len(data), mode, data, stored=False)
+            archive.files[path] = member
+            archive.order.append(path)
+            return
         digest, size = store.put_bytes(data, path)
     else:
         digest, size = store.put_fileobj(src, path)
@@ -277,9 +286,7 @@ def _scan_member(tar: tarfile.TarFile, info: tarfile.TarInfo, archive: _Archive,
         raise ImageError(
             f"docker save archive: member {path!r} stored as {size} bytes, the archive says {info.size}"
         )
-    if not data or data.lstrip()[:1] not in (b"{", b"["):
-        data = None  # only JSON documents are kept in memory
-    archive.files[path] = _Member(path, digest, size, info.mode & 0o7777, data)
+    archive.files[path] = _Member(path, digest, size, mode)
     archive.order.append(path)
 
 
@@ -514,6 +521,13 @@ def _record(
             member = archive.resolve(path)
             if member is None:  # pragma: no cover - _scan checked every link
                 raise ImageError(f"docker save archive: {path!r} is missing")
+            if not member.stored:
+                assert member.data is not None  # noqa: S101 - only JSON documents are deferred
+                if store.put_bytes(member.data, path) != (member.digest, member.size):
+                    raise ImageError(
+                        f"blob store stored {path!r} under another digest or size than its sha256"
+                    )
+                member.stored = True
             digest, size, mode = member.digest, member.size, member.mode
         members.append({"path": path, "digest": digest, "size": size, "mode": mode})
     layer_digests = []

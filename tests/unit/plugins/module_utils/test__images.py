@@ -355,6 +355,8 @@ def test_legacy_two_images_share_a_layer_stored_once(store: Store, tmp_path: Pat
     assert (base["id"], app["id"]) == (BASE.id, APP.id)
     assert store.new.count(sha(BASE_LAYER)) == 1
     assert len(store.new) == len(set(store.new))
+    # Nothing is stored that no record lists (the two-image manifest.json and repositories are not).
+    assert set(store.new) == {m["digest"] for r in (base, app) for m in r["members"]}
     # The shared layer is one blob, listed by both records (the symlink became a regular member).
     base_layer = [m for m in base["members"] if m["digest"] == sha(BASE_LAYER)]
     app_layer = [m for m in app["members"] if m["digest"] == sha(BASE_LAYER)]
@@ -437,6 +439,8 @@ def test_oci_two_images_share_a_layer_stored_once(store: Store, tmp_path: Path) 
     archive = oci_archive(BASE, APP)
     base, app = split(archive, store, tmp_path)
     assert store.new.count(sha(BASE_LAYER)) == 1
+    # Docker 25's v1 layer configs and the two-image index files are listed by no record, nor stored.
+    assert set(store.new) == {m["digest"] for r in (base, app) for m in r["members"]}
     for record, img in ((base, BASE), (app, APP)):
         rebuilt = reassemble(record, store)
         assert loadable(rebuilt) == [{"id": img.id, "tags": img.tags, "layers": img.diff_ids}]
