@@ -821,11 +821,10 @@ def _verify_dir(path: Path, expected: Mapping[str, tuple[str, int]]) -> tuple[in
         if not any(f.startswith(name + "/") for f in files):
             problems.append(f"extra directory '{name}'")
     missing = sorted(set(expected) - files)
-    for name in missing:
-        if not name.startswith(BLOB_DIR + "/"):
-            problems.append(f"missing file '{name}'")
+    missing_blobs = [m for m in missing if m.startswith(BLOB_DIR + "/")]
+    problems.extend(f"missing file '{name}'" for name in missing if name not in missing_blobs)
     if problems:
-        return 0, problems, []
+        return 0, problems, missing_blobs
     present = {name: path / name for name in expected if name in files}
     for name, result in _hash_all(present).items():
         want_sha, want_size = expected[name]
@@ -837,7 +836,7 @@ def _verify_dir(path: Path, expected: Mapping[str, tuple[str, int]]) -> tuple[in
             )
         elif result[1] != want_size:
             problems.append(f"size mismatch for '{name}' ({result[1]} bytes, the manifest says {want_size})")
-    return len(present), problems, [m for m in missing if m.startswith(BLOB_DIR + "/")]
+    return len(present), problems, missing_blobs
 
 
 def _verify_from_store(
