@@ -53,6 +53,8 @@ ZSTD_LEVEL = 3
 COMPRESSIONS = ("zstd", "none")
 _REGULAR = (tarfile.REGTYPE, tarfile.AREGTYPE)
 _MAX_TRAILING = 1024 * 1024
+# tarfile's read-ahead: small enough that a decompression error is reported with the member being read
+_TAR_BUFSIZE = 64 * 1024
 _END_MARKER = 2 * tarfile.BLOCKSIZE
 
 
@@ -305,9 +307,11 @@ class ArchiveReader:
             else:
                 self._out = _RatioGuard(raw, None, self.limits, self.path)
             try:
-                self._tar = tarfile.open(fileobj=self._out, mode="r|", bufsize=CHUNK_SIZE)  # noqa: SIM115
+                self._tar = tarfile.open(fileobj=self._out, mode="r|", bufsize=_TAR_BUFSIZE)  # noqa: SIM115
             except _READ_ERRORS as exc:
-                raise BundleError(f"'{self.path}' is not a readable tar or tar+zstd archive: {exc}") from None
+                raise BundleError(
+                    f"'{self.path}' is not a readable tar or tar+zstd archive (corrupt or truncated at its start): {exc}"
+                ) from None
         except BaseException:
             self._file.close()
             raise
@@ -412,8 +416,9 @@ def read_control_members(
 ) -> dict[str, bytes]:
     """Read the small named files of an archive (pass 1, before anything is extracted).
 
-    When the first member is ``first`` (the order ``pack_bundle`` writes), reading stops at the first
-    member that is not one of ``names``; otherwise the whole archive is scanned. Every member passes
+    When the first member is ``first`` and there are no directory entries (the order ``pack_bundle``
+    writes), reading stops at the first member that is not one of ``names``; otherwise (archives made
+    by other tools) the whole archive is scanned. Every member passes
     the same name and type checks as extraction, so a hostile archive fails here already.
     """
     limits = limits or DEFAULT_LIMITS
@@ -425,6 +430,8 @@ def read_control_members(
             _check_member(reader, name, member, allow_dirs=True)
             if ordered is None:
                 ordered = first is not None and name == first
+            if member.isdir():  # our archives have no directory entries: another tool's order
+                ordered = False
             if name in wanted and not member.isdir():
                 if name in found:
                     raise BundleError(f"archive '{reader.path}': duplicate member '{name}'")
@@ -436,7 +443,7 @@ def read_control_members(
                 found[name] = b"".join(reader.chunks(member))
             elif ordered:
                 break
-            else:
+            elif not member.isdir():
                 for _chunk in reader.chunks(member):
                     pass
     return found
