@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 
-from conftest import REPO, VENV_BIN, project_env
+from d2s_testlib import REPO, VENV_BIN, project_env
 
 
 def _run(*cmd: str) -> subprocess.CompletedProcess[str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, VENV_BIN, project_env
+from d2s_testlib import REPO, VENV_BIN, project_env
 
 from ansible_collections.deploy2standalone.clearml.plugins.doc_fragments.clearml import ModuleDocFragment
 from ansible_collections.deploy2standalone.clearml.plugins.module_utils._common import (
