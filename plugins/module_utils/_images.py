@@ -25,6 +25,17 @@ it honours the operator's ``DOCKER_HOST``/context exactly like the commands they
 binary is present wherever a daemon is (site hosts run ``dockerd`` and its CLI). Nothing here imports
 the SDK.
 
+The image record (one per image, JSON-ready; the bundle manifest keeps it under ``images``)::
+
+    {"name": "d2s/base:bookworm",            # as asked for (first name of the image)
+     "id": "sha256:<config digest>",         # the image ID docker reports (graphdriver store)
+     "alt_ids": ["sha256:<manifest digest>"],# OCI index targets: the ID on a containerd image store
+     "repo_tags": ["d2s/base:bookworm"],     # tags the archive carries for it
+     "layout": "docker-legacy" | "oci",
+     "layers": ["sha256:<diff id>", ...],    # its layer blobs, base first
+     "members": [{"path": "<archive path>", "digest": "<sha256 hex>", "size": 123, "mode": 420}, ...],
+     "size": 123}                            # sum of the members' sizes
+
 Layouts read: ``docker-legacy`` (Docker < 25: ``<config hex>.json``, ``<v1 id>/{VERSION,json,layer.tar}``,
 ``manifest.json``, ``repositories``; layers shared inside one archive are symlinks) and ``oci``
 (Docker >= 25: ``oci-layout``, ``index.json``, ``blobs/sha256/<hex>``, plus the ``manifest.json`` and

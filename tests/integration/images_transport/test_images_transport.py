@@ -182,6 +182,25 @@ def test_missing_tag_is_reapplied_without_a_load(two_images: dict[str, str], tmp
         docker("rmi", two_images["alias"], check=False)
 
 
+def test_two_names_of_one_image_make_one_record(two_images: dict[str, str], tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    docker("tag", two_images["app"], two_images["alias"])
+    try:
+        records = images.export_images(
+            [two_images["app"], two_images["alias"], two_images["app_id"]], store.put_file, tmp_path
+        )
+    finally:
+        docker("rmi", two_images["alias"], check=False)
+    [record] = records
+    assert record["name"] == two_images["app"]
+    assert sorted(record["repo_tags"]) == sorted([two_images["app"], two_images["alias"]])
+    # Loading it brings back both tags.
+    result = images.load_image(record, store.blob_path)
+    assert (result["changed"], result["loaded"], result["tagged"]) == (True, False, [two_images["alias"]])
+    assert image_id(two_images["alias"]) == record["id"]
+    docker("rmi", two_images["alias"])
+
+
 def test_export_refuses_a_missing_image(two_images: dict[str, str], tmp_path: Path) -> None:
     store = Store(tmp_path / "store")
     ghost = two_images["base"].rsplit(":", 1)[0] + ":no-such-tag"
