@@ -73,7 +73,9 @@ class ClearmlClient:
         timeout: float = 60.0,
     ) -> None:
         if not HAS_REQUESTS:
-            raise ClearmlModuleError("The 'requests' Python package is required", exception=REQUESTS_IMPORT_ERROR)
+            raise ClearmlModuleError(
+                "The 'requests' Python package is required", exception=REQUESTS_IMPORT_ERROR
+            )
         self.api_host = api_host.rstrip("/")
         self.web_host = (web_host or "").rstrip("/") or None
         self.files_host = (files_host or "").rstrip("/") or None
@@ -125,7 +127,9 @@ class ClearmlClient:
                 last = f"HTTP {resp.status_code}"
                 continue
             return resp
-        raise ClearmlModuleError(f"ClearML server unreachable for {what} at {url} after {self.retries + 1} tries: {last}")
+        raise ClearmlModuleError(
+            f"ClearML server unreachable for {what} at {url} after {self.retries + 1} tries: {last}"
+        )
 
     def login(self) -> None:
         url = f"{self.api_host}/auth.login"
@@ -153,7 +157,9 @@ class ClearmlClient:
         meta = payload.get("meta", {}) if isinstance(payload, dict) else {}
         code = meta.get("result_code", resp.status_code)
         if code == 401 and endpoint == "auth.login":
-            raise ClearmlModuleError(f"ClearML server at {self.api_host} rejected the credentials (auth.login)")
+            raise ClearmlModuleError(
+                f"ClearML server at {self.api_host} rejected the credentials (auth.login)"
+            )
         if code not in (200, 202):
             msg = meta.get("result_msg") or resp.text[:300]
             raise ClearmlModuleError(
@@ -172,6 +178,26 @@ class ClearmlClient:
         for attempt in (0, 1):
             resp = self._request(
                 "POST", url, endpoint, json=body or {}, headers={"Authorization": f"Bearer {self._token}"}
+            )
+            if resp.status_code == 401 and attempt == 0:
+                self.login()
+                continue
+            return self._envelope(resp, endpoint)
+        raise ClearmlModuleError(f"ClearML call {endpoint} was refused at {self.api_host} after a new login")
+
+    def call_lines(self, endpoint: str, items: list[dict[str, Any]]) -> Any:
+        """Call an endpoint that takes JSON lines (``events.add_batch``), as the SDK sends it."""
+        if self._token is None:
+            self.login()
+        url = f"{self.api_host}/v{API_VERSION}/{endpoint}"
+        payload = "\n".join(json.dumps(item) for item in items)
+        for attempt in (0, 1):
+            resp = self._request(
+                "POST",
+                url,
+                endpoint,
+                data=payload.encode("utf-8"),
+                headers={"Authorization": f"Bearer {self._token}", "Content-Type": "application/json-lines"},
             )
             if resp.status_code == 401 and attempt == 0:
                 self.login()
@@ -227,7 +253,9 @@ class ClearmlClient:
         if scheme == "file":
             src = Path(urllib.parse.unquote(urllib.parse.urlsplit(url).path))
             if not src.is_file():
-                raise ClearmlModuleError(f"Model or artifact file {url} does not exist on the export host", url=url)
+                raise ClearmlModuleError(
+                    f"Model or artifact file {url} does not exist on the export host", url=url
+                )
             return _copy_hashed(src, tmp, dest)
         return self._download_storage(url, tmp, dest)
 
@@ -262,7 +290,9 @@ class ClearmlClient:
                     headers=self._auth_headers(url),
                 )
             if resp.status_code != 200:
-                raise ClearmlModuleError(f"Upload of {src.name} to {url} failed: HTTP {resp.status_code}", url=url)
+                raise ClearmlModuleError(
+                    f"Upload of {src.name} to {url} failed: HTTP {resp.status_code}", url=url
+                )
             return
         try:
             from clearml import StorageManager  # noqa: PLC0415 - optional, only for object stores
