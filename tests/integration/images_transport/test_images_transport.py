@@ -201,6 +201,15 @@ def test_two_names_of_one_image_make_one_record(two_images: dict[str, str], tmp_
     docker("rmi", two_images["alias"])
 
 
+def test_store_failure_stops_the_save(two_images: dict[str, str], tmp_path: Path) -> None:
+    def full_disk(path: Path) -> tuple[str, int]:
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left on device"):
+        images.export_images([two_images["base"], two_images["app"]], full_disk, tmp_path)
+    assert list(tmp_path.iterdir()) == [], "temporary files left behind"
+
+
 def test_export_refuses_a_missing_image(two_images: dict[str, str], tmp_path: Path) -> None:
     store = Store(tmp_path / "store")
     ghost = two_images["base"].rsplit(":", 1)[0] + ":no-such-tag"
