@@ -532,3 +532,31 @@ def test_describe_bundle_lists_everything(built: Path) -> None:
     assert info["bytes_by_kind"]["model"] == 64 * 1024 + 4096
     assert sum(info["bytes_by_kind"].values()) == info["total_bytes"]
     assert info["files_verified"] == info["blob_count"] + 3
+
+
+@pytest.mark.skipif(
+    not (shutil.which("openssl") and shutil.which("ssh-keygen")), reason="needs openssl and ssh-keygen"
+)
+def test_keys_made_by_openssl_and_ssh_keygen(tmp_path: Path, work: Path) -> None:
+    ossl, ossl_pub = tmp_path / "ossl.pem", tmp_path / "ossl.pub.pem"
+    subprocess.run(
+        ["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(ossl)], check=True, capture_output=True
+    )
+    subprocess.run(["openssl", "pkey", "-in", str(ossl), "-pubout", "-out", str(ossl_pub)], check=True)
+    fp = bundle.sign_bundle(work, ossl)["fingerprint"]
+    assert (
+        bundle.verify_bundle(work, require_signature=True, public_key=ossl_pub)["signature"]["fingerprint"]
+        == fp
+    )
+
+    key = tmp_path / "ssh"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    fp = bundle.sign_bundle(work, key)["fingerprint"]
+    summary = bundle.verify_bundle(work, require_signature=True, public_key=key.with_suffix(".pub"))
+    assert summary["signature"]["fingerprint"] == fp
+    listed = subprocess.run(
+        ["ssh-keygen", "-lf", f"{key}.pub"], capture_output=True, text=True, check=True
+    ).stdout
+    assert fp in listed
+    with pytest.raises(BundleError, match="which is not the trusted key"):
+        bundle.verify_bundle(work, require_signature=True, public_key=ossl_pub)
