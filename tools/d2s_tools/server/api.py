@@ -108,6 +108,13 @@ def endpoint(*names: str) -> Callable[[Handler], Handler]:
     return register
 
 
+def all_endpoints() -> list[str]:
+    """Names of every endpoint this server answers."""
+    from . import services  # noqa: F401, PLC0415 - circular: services import this module
+
+    return sorted(ENDPOINTS)
+
+
 class App:
     """Everything an API call needs: configuration, storage and the token secret."""
 
