@@ -324,11 +324,8 @@ class ExportCore:
                         "blob": self.fetch(art["uri"], "dataset-chunk", art.get("hash") or None),
                     }
                 )
-        files = [
-            {"path": e["relative_path"], "blob": e["hash"]}
-            for e in state.get("dataset_file_entries") or []
-            if e.get("parent_dataset_id") == did and e.get("hash")
-        ]
+        # The files travel inside the version's own chunk zips, byte-identical to dev's (a site's
+        # Dataset.get_local_copy() unpacks them); state.json lists every file with its sha256.
         graph = state.get("dependency_graph") or {}
         return {
             "name": doc.get("name") or "",
@@ -337,7 +334,7 @@ class ExportCore:
             "tags": list(doc.get("tags") or []),
             "parents": list(dict.fromkeys(graph.get(did) or [])),
             "state": state_blob,
-            "files": files,
+            "files": [],
             "chunks": chunks,
         }
 
