@@ -144,6 +144,9 @@ _VERSION_RE = re.compile(r"([0-9]{1,4})\.([0-9]{1,4})")
 _CHECKSUM_LINE = re.compile(r"([0-9a-f]{64}) [ *](.+)")
 _URL_USERINFO = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*)://([^/@\s]*)@")
 _HASH_WORKERS = max(1, min(4, os.cpu_count() or 1))
+# jsonschema (when importable) validates manifests up to this many blobs; past it, the built-in validator
+# does: jsonschema takes ~0.2 ms per file entry, which is minutes for a dataset of a million files.
+JSONSCHEMA_MAX_BLOBS = 2000
 
 
 # ======================================================================================================
@@ -303,7 +306,8 @@ def _schema_for(minor: int) -> dict[str, Any]:
 def validate_manifest(data: Any, *, engine: str = "auto") -> Manifest:
     """Check a parsed manifest: format and version, the JSON Schema, then the cross-references.
 
-    An unknown MAJOR version is refused with a message naming it; a newer MINOR version is accepted
+    ``engine``: ``jsonschema``, ``builtin`` or ``auto`` (jsonschema when importable, unless the manifest
+    has more than ``JSONSCHEMA_MAX_BLOBS`` blobs). An unknown MAJOR version is refused with a message naming it; a newer MINOR version is accepted
     with a warning, and fields this version does not know are then allowed.
     """
     major, minor = _version_of(data)
@@ -319,6 +323,8 @@ def validate_manifest(data: Any, *, engine: str = "auto") -> Manifest:
             f"bundle format version {major}.{minor} is newer than {FORMAT_VERSION}, the version this collection "
             "writes; fields it does not know are ignored"
         )
+    if engine == "auto" and isinstance(data.get("blobs"), dict) and len(data["blobs"]) > JSONSCHEMA_MAX_BLOBS:
+        engine = "builtin"  # same verdicts (the tests prove it), ~20x faster on big manifests
     errors = schema_errors(data, _schema_for(minor), engine=engine)
     if errors:
         raise BundleError(

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 try:
@@ -395,10 +395,17 @@ SCHEMA_KEYWORDS = frozenset(
 )
 
 
+_SUB_SCHEMAS: dict[tuple[str, int], tuple[dict[str, Any], dict[str, Any]]] = {}
+
+
 def sub_schema(name: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A schema that validates against ``$defs/<name>`` (volatile file, signature file)."""
+    """A schema that validates against ``$defs/<name>`` (volatile file, signature file); memoized."""
     schema = schema if schema is not None else MANIFEST_SCHEMA
-    return {"$schema": schema["$schema"], "$defs": schema["$defs"], "$ref": f"#/$defs/{name}"}
+    hit = _SUB_SCHEMAS.get((name, id(schema)))
+    if hit is None or hit[0] is not schema:
+        sub = {"$schema": schema["$schema"], "$defs": schema["$defs"], "$ref": f"#/$defs/{name}"}
+        hit = _SUB_SCHEMAS[(name, id(schema))] = (schema, sub)
+    return hit[1]
 
 
 def relaxed_schema(schema: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -433,7 +440,6 @@ _TYPES = {
         (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer())
     ),
 }
-_PATTERNS: dict[str, re.Pattern[str]] = {}
 
 
 def _json_equal(a: Any, b: Any) -> bool:
@@ -453,94 +459,204 @@ def _fmt(path: tuple[Any, ...]) -> str:
     return "/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in path) if path else "(root)"
 
 
-def _deref(ref: str, root: dict[str, Any]) -> Any:
-    if not ref.startswith("#/$defs/"):
-        raise ValueError(f"unsupported $ref {ref!r}")
-    return root["$defs"][ref[len("#/$defs/") :]]
+Check = Callable[[Any, tuple], list]
 
 
-def _builtin_errors(instance: Any, schema: Any, root: dict[str, Any], path: tuple[Any, ...]) -> Iterator[str]:
-    if isinstance(schema, bool):
-        if not schema:
-            yield f"{_fmt(path)}: not allowed here"
-        return
-    if "$ref" in schema:
-        yield from _builtin_errors(instance, _deref(schema["$ref"], root), root, path)
-    if "type" in schema:
-        types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
-        if not any(_TYPES[t](instance) for t in types):
-            yield f"{_fmt(path)}: {_short(instance)} is not of type {' or '.join(types)}"
-            return
-    if "const" in schema and not _json_equal(instance, schema["const"]):
-        yield f"{_fmt(path)}: {_short(instance)} is not {schema['const']!r}"
-    if "anyOf" in schema:
-        branches = [list(_builtin_errors(instance, sub, root, path)) for sub in schema["anyOf"]]
-        if all(branches):  # report the branch that got furthest into the instance
-            yield from max(branches, key=lambda errs: max(e.split(": ", 1)[0].count("/") for e in errs))
-    if _TYPES["number"](instance):
-        yield from _number_errors(instance, schema, path)
-    if isinstance(instance, str):
-        yield from _string_errors(instance, schema, path)
-    elif isinstance(instance, list):
-        yield from _array_errors(instance, schema, root, path)
-    elif isinstance(instance, dict):
-        yield from _object_errors(instance, schema, root, path)
+def _ok(_instance: Any, _path: tuple[Any, ...]) -> list[str]:
+    return []
 
 
-def _number_errors(instance: float, schema: dict[str, Any], path: tuple[Any, ...]) -> Iterator[str]:
-    if "minimum" in schema and instance < schema["minimum"]:
-        yield f"{_fmt(path)}: {instance!r} is less than the minimum {schema['minimum']}"
-    if "maximum" in schema and instance > schema["maximum"]:
-        yield f"{_fmt(path)}: {instance!r} is more than the maximum {schema['maximum']}"
+class _Compiler:
+    """Turns a schema into nested closures once; validating is then a walk with no schema lookups."""
+
+    def __init__(self, root: dict[str, Any]) -> None:
+        self.root = root
+        self.defs: dict[str, Check | None] = {}
+
+    def ref(self, ref: str) -> Check:
+        if not ref.startswith("#/$defs/"):
+            raise ValueError(f"unsupported $ref {ref!r}")
+        name = ref[len("#/$defs/") :]
+        if name not in self.defs:
+            self.defs[name] = None  # compiling: a recursive reference binds late
+            self.defs[name] = self.compile(self.root["$defs"][name])
+        compiled = self.defs[name]
+        if compiled is not None:
+            return compiled
+        defs = self.defs
+        return lambda instance, path: defs[name](instance, path)  # noqa: PLW0108 - late binding
+
+    def compile(self, schema: Any) -> Check:
+        if schema is True:
+            return _ok
+        if schema is False:
+            return lambda _i, path: [f"{_fmt(path)}: not allowed here"]
+        if set(schema) == {"$ref"}:
+            return self.ref(schema["$ref"])
+        if set(schema) <= {"type", "minLength", "maxLength", "pattern"} and schema.get("type") == "string":
+            return _plain_string(schema)
+        ref = self.ref(schema["$ref"]) if "$ref" in schema else None
+        type_names = schema.get("type")
+        if isinstance(type_names, str):
+            type_names = [type_names]
+        types = tuple(_TYPES[t] for t in type_names) if type_names else None
+        type_text = " or ".join(type_names or ())
+        any_of = [self.compile(sub) for sub in schema.get("anyOf", ())]
+        checks = [
+            c
+            for c in (
+                _const_check(schema),
+                _number_check(schema),
+                _string_check(schema),
+                self._array_check(schema),
+                self._object_check(schema),
+            )
+            if c is not None
+        ]
+
+        def check(instance: Any, path: tuple[Any, ...]) -> list[str]:
+            errors = ref(instance, path) if ref is not None else []
+            if types is not None and not any(t(instance) for t in types):
+                errors.append(f"{_fmt(path)}: {_short(instance)} is not of type {type_text}")
+                return errors
+            if any_of:
+                branches = [sub(instance, path) for sub in any_of]
+                if all(branches):  # report the branch that got furthest into the instance
+                    errors += max(
+                        branches, key=lambda errs: max(e.split(": ", 1)[0].count("/") for e in errs)
+                    )
+            for c in checks:
+                errors += c(instance, path)
+            return errors
+
+        return check
+
+    def _array_check(self, schema: dict[str, Any]) -> Check | None:
+        min_items = schema.get("minItems")
+        unique = schema.get("uniqueItems", False)
+        items = self.compile(schema["items"]) if "items" in schema else None
+        if min_items is None and not unique and items is None:
+            return None
+
+        def check(instance: Any, path: tuple[Any, ...]) -> list[str]:
+            if not isinstance(instance, list):
+                return []
+            errors = []
+            if min_items is not None and len(instance) < min_items:
+                errors.append(f"{_fmt(path)}: expected at least {min_items} item(s)")
+            if unique:
+                for i in range(len(instance)):
+                    if any(_json_equal(instance[i], instance[j]) for j in range(i)):
+                        errors.append(f"{_fmt(path)}: item {i} is a duplicate")
+                        break
+            if items is not None:
+                for i, item in enumerate(instance):
+                    errors += items(item, (*path, i))
+            return errors
+
+        return check
+
+    def _object_check(self, schema: dict[str, Any]) -> Check | None:
+        required = tuple(schema.get("required", ()))
+        names = self.compile(schema["propertyNames"]) if "propertyNames" in schema else None
+        props = {k: self.compile(v) for k, v in schema.get("properties", {}).items()}
+        extra_schema = schema.get("additionalProperties", True)
+        extra = None if extra_schema is False else self.compile(extra_schema)
+        if not required and names is None and not props and extra is _ok:
+            return None
+
+        def check(instance: Any, path: tuple[Any, ...]) -> list[str]:
+            if not isinstance(instance, dict):
+                return []
+            errors = [
+                f"{_fmt(path)}: required property {k!r} is missing" for k in required if k not in instance
+            ]
+            if names is not None:
+                for key in instance:
+                    errors += [f"{err} (property name)" for err in names(key, path)]
+            for key, value in instance.items():
+                sub = props.get(key, extra)
+                if sub is None:
+                    errors.append(f"{_fmt(path)}: unexpected property {key!r}")
+                elif sub is not _ok:
+                    errors += sub(value, (*path, key))
+            return errors
+
+        return check
 
 
-def _string_errors(instance: str, schema: dict[str, Any], path: tuple[Any, ...]) -> Iterator[str]:
-    if "minLength" in schema and len(instance) < schema["minLength"]:
-        yield f"{_fmt(path)}: {_short(instance)} is shorter than {schema['minLength']}"
-    if "maxLength" in schema and len(instance) > schema["maxLength"]:
-        yield f"{_fmt(path)}: {_short(instance)} is longer than {schema['maxLength']}"
-    if "pattern" in schema:
-        pattern = _PATTERNS.get(schema["pattern"])
-        if pattern is None:
-            pattern = _PATTERNS[schema["pattern"]] = re.compile(schema["pattern"])
-        if not pattern.search(instance):
-            yield f"{_fmt(path)}: {_short(instance)} does not match {schema['pattern']!r}"
+def _plain_string(schema: dict[str, Any]) -> Check:
+    """The common leaf ``{"type": "string", ...}`` in one closure."""
+    strings = _string_check(schema) or _ok
+
+    def check(instance: Any, path: tuple[Any, ...]) -> list[str]:
+        if not isinstance(instance, str):
+            return [f"{_fmt(path)}: {_short(instance)} is not of type string"]
+        return strings(instance, path)
+
+    return check
 
 
-def _array_errors(
-    instance: list[Any], schema: dict[str, Any], root: dict[str, Any], path: tuple[Any, ...]
-) -> Iterator[str]:
-    if "minItems" in schema and len(instance) < schema["minItems"]:
-        yield f"{_fmt(path)}: expected at least {schema['minItems']} item(s)"
-    if schema.get("uniqueItems"):
-        for i in range(len(instance)):
-            if any(_json_equal(instance[i], instance[j]) for j in range(i)):
-                yield f"{_fmt(path)}: item {i} is a duplicate"
-                break
-    if "items" in schema:
-        for i, item in enumerate(instance):
-            yield from _builtin_errors(item, schema["items"], root, (*path, i))
+def _const_check(schema: dict[str, Any]) -> Check | None:
+    if "const" not in schema:
+        return None
+    const = schema["const"]
+    return lambda instance, path: (
+        [] if _json_equal(instance, const) else [f"{_fmt(path)}: {_short(instance)} is not {const!r}"]
+    )
 
 
-def _object_errors(
-    instance: dict[str, Any], schema: dict[str, Any], root: dict[str, Any], path: tuple[Any, ...]
-) -> Iterator[str]:
-    for key in schema.get("required", ()):
-        if key not in instance:
-            yield f"{_fmt(path)}: required property {key!r} is missing"
-    if "propertyNames" in schema:
-        for key in instance:
-            for err in _builtin_errors(key, schema["propertyNames"], root, path):
-                yield f"{err} (property name)"
-    props = schema.get("properties", {})
-    extra = schema.get("additionalProperties", True)
-    for key, value in instance.items():
-        if key in props:
-            yield from _builtin_errors(value, props[key], root, (*path, key))
-        elif extra is False:
-            yield f"{_fmt(path)}: unexpected property {key!r}"
-        else:
-            yield from _builtin_errors(value, extra, root, (*path, key))
+def _number_check(schema: dict[str, Any]) -> Check | None:
+    low, high = schema.get("minimum"), schema.get("maximum")
+    if low is None and high is None:
+        return None
+
+    def check(instance: Any, path: tuple[Any, ...]) -> list[str]:
+        if not _TYPES["number"](instance):
+            return []
+        errors = []
+        if low is not None and instance < low:
+            errors.append(f"{_fmt(path)}: {instance!r} is less than the minimum {low}")
+        if high is not None and instance > high:
+            errors.append(f"{_fmt(path)}: {instance!r} is more than the maximum {high}")
+        return errors
+
+    return check
+
+
+def _string_check(schema: dict[str, Any]) -> Check | None:
+    low, high = schema.get("minLength"), schema.get("maxLength")
+    pattern = re.compile(schema["pattern"]) if "pattern" in schema else None
+    if low is None and high is None and pattern is None:
+        return None
+
+    def check(instance: Any, path: tuple[Any, ...]) -> list[str]:
+        if not isinstance(instance, str):
+            return []
+        errors = []
+        if low is not None and len(instance) < low:
+            errors.append(f"{_fmt(path)}: {_short(instance)} is shorter than {low}")
+        if high is not None and len(instance) > high:
+            errors.append(f"{_fmt(path)}: {_short(instance)} is longer than {high}")
+        if pattern is not None and not pattern.search(instance):
+            errors.append(f"{_fmt(path)}: {_short(instance)} does not match {pattern.pattern!r}")
+        return errors
+
+    return check
+
+
+_COMPILED: dict[int, tuple[dict[str, Any], Check]] = {}
+
+
+def _builtin(schema: dict[str, Any]) -> Check:
+    """The compiled validator of a schema (cached per schema object)."""
+    hit = _COMPILED.get(id(schema))
+    if hit is None or hit[0] is not schema:
+        if len(_COMPILED) > 32:  # callers pass a few long-lived schemas; never grow without bound
+            _COMPILED.clear()
+        hit = (schema, _Compiler(schema).compile(schema))
+        _COMPILED[id(schema)] = hit
+    return hit[1]
 
 
 def _short(value: Any) -> str:
@@ -587,7 +703,7 @@ def schema_errors(instance: Any, schema: dict[str, Any] | None = None, *, engine
     if engine != "builtin":
         raise ValueError(f"unknown schema engine {engine!r}")
     try:
-        return list(_builtin_errors(instance, schema, schema, ()))
+        return _builtin(schema)(instance, ())
     except RecursionError:
         return ["(root): the document is nested too deeply"]
 

@@ -281,3 +281,29 @@ def test_new_manifest_is_valid_and_unreferenced_blobs_warn() -> None:
     assert bundle.validate_manifest(copy.deepcopy(doc)).warnings == []
     doc["blobs"]["0" * 64] = {"size": 1, "kind": "other", "media_type": "application/octet-stream"}
     assert any("not referenced" in w for w in bundle.validate_manifest(doc).warnings)
+
+
+def _big_manifest(n: int) -> dict[str, Any]:
+    doc = copy.deepcopy(FULL)
+    ds = next(iter(doc["dataset_versions"]))
+    files = []
+    for i in range(n):
+        digest = f"{i:064x}"
+        files.append({"path": f"train/{i:06d}.png", "blob": digest})
+        doc["blobs"][digest] = {"size": 100 + i, "kind": "dataset", "media_type": "image/png"}
+    doc["dataset_versions"][ds]["files"] = files
+    return doc
+
+
+def test_big_manifests_validate_fast_and_both_engines_agree() -> None:
+    doc = _big_manifest(3000)
+    assert len(doc["blobs"]) > bundle.JSONSCHEMA_MAX_BLOBS
+    manifest = bundle.validate_manifest(doc)  # auto: the built-in validator past the threshold
+    assert manifest.total_bytes() > 3000 * 100
+    ds = next(iter(doc["dataset_versions"]))
+    doc["dataset_versions"][ds]["files"][2718]["path"] = "../escape"
+    for engine in ENGINES:
+        errors = schema_mod.schema_errors(doc, engine=engine)
+        assert errors and all("/files/2718/path" in e for e in errors), (engine, errors)
+    with pytest.raises(bundle.BundleError, match="2718"):
+        bundle.validate_manifest(doc)
