@@ -1162,6 +1162,7 @@ def assemble_bundle(
         for name, src in origin.items():
             if src.parent != store.dir and store.link_from(dest / name, name.rsplit("/", 1)[1]):
                 ingested += 1
+        store.sync()
     summary.update(
         path=str(dest), from_store=from_store, from_partial=len(origin) - from_store, ingested=ingested
     )

@@ -6,7 +6,8 @@
 Private to this collection: not a public API, may change without notice.
 
 Writing: members sorted, mtime 0, uid/gid 0, empty owner names, modes 0644/0755, PAX format, one zstd
-frame (level 3, checksum, no content size, single-threaded): identical input gives identical bytes.
+frame (level 3, checksum, no content size, zstd's multi-threaded mode, whose output does not depend on
+the number of workers): identical input gives identical bytes (for a given zstd library version).
 
 Reading never trusts the archive (CVE-2007-4559, CVE-2025-4517): only regular files, names validated
 (no ``..``, absolute paths, backslashes, colons, control characters), no links, devices or FIFOs, no
@@ -164,8 +165,10 @@ def write_tar(
             out = _HashingWriter(raw)
             compressor = None
             if compression == "zstd":
+                # threads=-1: zstd's multi-threaded mode, whose output is the same for any number of
+                # workers >= 1 (unlike threads=0); the worker also overlaps compression with our I/O.
                 cctx = zstandard.ZstdCompressor(
-                    level=level, write_checksum=True, write_content_size=False, threads=0
+                    level=level, write_checksum=True, write_content_size=False, threads=-1
                 )
                 compressor = cctx.stream_writer(out, closefd=False, write_size=CHUNK_SIZE)
                 target: Any = compressor
@@ -616,10 +619,15 @@ def fresh_dir_beside(dest: str | os.PathLike[str]) -> Path:
 
 
 def publish_dir(tmp: Path, dest: str | os.PathLike[str]) -> None:
-    """Rename a finished temporary directory to ``dest``, which must not exist."""
+    """Rename a finished temporary directory to ``dest``, which must not exist.
+
+    Files were fsynced as they were written; the directories are fsynced here, once, before the rename.
+    """
     dest = Path(dest)
     if os.path.lexists(dest):
         raise BundleError(f"'{dest}' appeared while it was being written; refusing to replace it")
+    for dirpath, _dirs, _files in os.walk(tmp):
+        fsync_dir(dirpath)
     os.rename(tmp, dest)
     fsync_dir(dest.parent)
 

@@ -8,7 +8,7 @@ Private to this collection: not a public API, may change without notice.
 A bundle directory is a store (its blobs live under the same path), and so is each site host's
 long-lived store that differential transfers fill. Writes hash the data while copying it into a
 temporary file inside the store, fsync it and rename it into place: a blob is either complete under
-its digest or absent. Nothing is ever held whole in memory (1 MiB chunks). Blobs are made read-only
+its digest or absent; ``sync()`` after a batch makes the new names durable. Nothing is ever held whole in memory (1 MiB chunks). Blobs are made read-only
 (0444) because they are shared by hard links between the store and assembled bundles.
 """
 
@@ -146,8 +146,6 @@ class BlobStore:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
-        if self.fsync:
-            fsync_dir(self.dir)
         return digest, size, True
 
     def put_file(self, path: str | os.PathLike[str]) -> tuple[str, int, bool]:
@@ -177,8 +175,6 @@ class BlobStore:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
-        if self.fsync:
-            fsync_dir(self.dir)
         return digest, len(data), True
 
     def link_from(self, path: str | os.PathLike[str], digest: str) -> bool:
@@ -190,9 +186,17 @@ class BlobStore:
         if final.is_file():
             return False
         link_or_copy(path, final)
+        return True
+
+    def sync(self) -> None:
+        """Make the names of the blobs added so far durable (one directory fsync for a batch of puts).
+
+        Each blob's data is fsynced before its atomic rename, so a crash never leaves a partial blob
+        under a digest; without ``sync()`` a crash may only forget recently added names (the blob is
+        then sent again).
+        """
         if self.fsync:
             fsync_dir(self.dir)
-        return True
 
     def cleanup_temp(self, older_than: float = 3600.0) -> int:
         """Remove temporary files left by interrupted writes (older than ``older_than`` seconds)."""
