@@ -818,7 +818,9 @@ def _as_store(store: BlobStore | str | os.PathLike[str] | None) -> BlobStore | N
     return BlobStore(store, create=False)
 
 
-def _verify_dir(path: Path, expected: Mapping[str, tuple[str, int]]) -> tuple[int, list[str], list[str]]:
+def _verify_dir(
+    path: Path, expected: Mapping[str, tuple[str, int]], skip: set[str] | frozenset[str] = frozenset()
+) -> tuple[int, list[str], list[str]]:
     files, dirs, problems = _walk_files(path)
     allowed_dirs = _parents(expected)
     for name in sorted(files - set(expected)):
@@ -831,7 +833,7 @@ def _verify_dir(path: Path, expected: Mapping[str, tuple[str, int]]) -> tuple[in
     problems.extend(f"missing file '{name}'" for name in missing if name not in missing_blobs)
     if problems:
         return 0, problems, missing_blobs
-    present = {name: path / name for name in expected if name in files}
+    present = {name: path / name for name in expected if name in files and name not in skip}
     for name, result in _hash_all(present).items():
         want_sha, want_size = expected[name]
         if result is None:
@@ -901,6 +903,7 @@ class BundleWriter:
         self._tmp = fresh_dir_beside(self.dest)
         self.store = BlobStore(self._tmp, fsync=fsync)
         self._previous = _previous_store(self.dest)
+        self._reused: set[str] = set()  # blobs of the previous bundle, re-hashed and linked
         self._done = False
 
     def __enter__(self) -> BundleWriter:
@@ -927,11 +930,23 @@ class BundleWriter:
             digest, size = hash_file(path)
             if self.store.has(digest):
                 return self._register(digest, size, kind, media_type)
-            if self._previous.has(digest) and self._previous.size_of(digest) == size:
-                link_or_copy(self._previous.path_of(digest), self.store.path_of(digest))
+            if self._reuse(digest, size):
                 return self._register(digest, size, kind, media_type)
         digest, size, _written = self.store.put_file(path)
         return self._register(digest, size, kind, media_type)
+
+    def _reuse(self, digest: str, size: int) -> bool:
+        """Hard-link a blob of the previous bundle after re-hashing it (a rotten copy is not reused)."""
+        if self._previous is None or not self._previous.has(digest) or self._previous.size_of(digest) != size:
+            return False
+        if digest not in self._reused:
+            try:
+                self._previous.verify(digest)
+            except BundleError:
+                return False
+        link_or_copy(self._previous.path_of(digest), self.store.path_of(digest))
+        self._reused.add(digest)
+        return True
 
     def add_stream(
         self, fileobj: IO[bytes], *, kind: str, media_type: str = "application/octet-stream"
@@ -1003,7 +1018,7 @@ class BundleWriter:
         if not os.path.lexists(self.dest):
             publish_dir(self._tmp, self.dest)
             return True
-        if self._previous is not None and _same_bundle(self.dest, digest, signer):
+        if self._previous is not None and _same_bundle(self.dest, digest, signer, self._reused):
             remove_tree(self._tmp)
             return False
         if self._previous is None and any(self.dest.iterdir()):
@@ -1026,12 +1041,22 @@ def _previous_store(dest: Path) -> BlobStore | None:
     return None
 
 
-def _same_bundle(path: Path, digest: str, signer: str | None) -> bool:
+def _same_bundle(path: Path, digest: str, signer: str | None, verified: set[str]) -> bool:
+    """Is the bundle at ``path`` intact, with this content digest and signer?
+
+    Blobs in ``verified`` were re-hashed when they were linked into the new bundle (same inodes) and
+    are not hashed again.
+    """
     try:
-        summary = verify_bundle(path)
+        control = load_bundle(path)
+        if control.manifest.content_digest != digest or control.check_signature()["fingerprint"] != signer:
+            return False
+        expected = control.expected_files()
+        skip = {blob_relpath(d) for d in verified}
+        _count, problems, missing = _verify_dir(path, expected, skip=skip)
     except BundleError:
         return False
-    return summary["content_digest"] == digest and summary["signature"]["fingerprint"] == signer
+    return not problems and not missing
 
 
 def sign_bundle(

@@ -142,6 +142,30 @@ def test_rewriting_unchanged_content_keeps_the_bundle(tmp_path: Path) -> None:
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "working directories left behind"
 
 
+def test_rewrite_over_a_rotten_previous_bundle_does_not_reuse_its_blob(tmp_path: Path) -> None:
+    dest = sample.build_bundle(tmp_path)
+    weights = _blob_of(dest, "model")
+    inode = weights.stat().st_ino
+    weights.chmod(0o644)
+    data = bytearray(weights.read_bytes())
+    data[100] ^= 0xFF
+    weights.write_bytes(bytes(data))  # same size, other content: bit rot
+    with pytest.raises(BundleError):
+        bundle.verify_bundle(dest)
+    again = sample.build_bundle(tmp_path)  # same content, same dest
+    assert again == dest
+    assert bundle.verify_bundle(dest)["content_digest"] == bundle.load_bundle(dest).manifest.content_digest
+    assert _blob_of(dest, "model").stat().st_ino != inode
+
+
+def test_unchanged_rewrite_links_the_previous_blobs(tmp_path: Path) -> None:
+    dest = sample.build_bundle(tmp_path)
+    inodes = {p.name: p.stat().st_ino for p in (dest / "blobs" / "sha256").iterdir()}
+    sample.build_bundle(tmp_path, volatile={"exported_on": "later"})
+    assert {p.name: p.stat().st_ino for p in (dest / "blobs" / "sha256").iterdir()} == inodes
+    assert json.loads((dest / "manifest.volatile.json").read_text())["exported_on"] != "later"
+
+
 def test_writer_refuses_an_invalid_manifest_and_leaves_nothing(tmp_path: Path) -> None:
     w = bundle.BundleWriter(tmp_path / "b", tool_version="0.1.0", api_host="http://127.0.0.1:8008")
     w.manifest["models"]["m"] = {"name": "x", "framework": None, "ready": True, "files": []}
