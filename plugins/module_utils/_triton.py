@@ -302,8 +302,8 @@ def _zip_entries(local: str, rel: str) -> tuple[list[_Entry], bool, list[str]]:
             for info in zf.infolist():
                 if info.is_dir():
                     continue
-                mode = info.external_attr >> 16
-                if mode and not stat.S_ISREG(mode):
+                kind = stat.S_IFMT(info.external_attr >> 16)  # 0: no Unix type recorded (a file)
+                if kind and kind != stat.S_IFREG:
                     problems.append(f"package {rel}: member {info.filename!r} is not a regular file")
                     continue
                 name = _safe_relpath(info.filename)
@@ -489,7 +489,7 @@ def _plan_endpoint(
     serving = None
     if isinstance(model, Mapping):  # without the model, its backend is anyone's guess
         serving, serving_problems = resolve_serving(
-            framework_family(framework), aux, package=package, python_backend_for=options.families
+            framework, aux, package=package, python_backend_for=options.families
         )
         found.extend(serving_problems)
     placed: list[tuple[str, _Entry]] = []

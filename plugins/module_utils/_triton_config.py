@@ -35,10 +35,10 @@ IO_FIELDS = ("input_size", "input_type", "input_name", "output_size", "output_ty
 FORBIDDEN_AUX = ("input", "output", "default_model_filename")  # as clearml-serving's _validate_model
 
 # numpy dtype names (and the aliases numpy accepts for them) -> Triton model-config data type.
-# clearml-serving validates endpoint types with np.dtype(); its Triton helper maps them with
-# tritonclient's np_to_triton_dtype. Differences: object/bytes give TYPE_STRING here (clearml-serving
-# writes TYPE_BYTES, which Triton's model config does not know), "bfloat16" is accepted (Triton has
-# TYPE_BF16; numpy has no such dtype, so clearml-serving cannot store it).
+# clearml-serving validates endpoint types with np.dtype() (so only names numpy knows can be stored);
+# its Triton helper maps them with a copy of tritonclient's np_to_triton_dtype. One difference:
+# object/bytes give TYPE_STRING here, where clearml-serving writes TYPE_BYTES, which Triton's model
+# config does not know (the model fails to load). Triton's TYPE_BF16 has no numpy dtype.
 DTYPES: dict[str, str] = {
     "bool": "TYPE_BOOL",
     "bool_": "TYPE_BOOL",
@@ -69,7 +69,6 @@ DTYPES: dict[str, str] = {
     "float": "TYPE_FP64",
     "float_": "TYPE_FP64",
     "double": "TYPE_FP64",
-    "bfloat16": "TYPE_BF16",
     "str": "TYPE_STRING",
     "str_": "TYPE_STRING",
     "unicode": "TYPE_STRING",
@@ -77,7 +76,6 @@ DTYPES: dict[str, str] = {
     "bytes_": "TYPE_STRING",
     "object": "TYPE_STRING",
     "object_": "TYPE_STRING",
-    "string": "TYPE_STRING",
 }
 
 INSTANCE_KINDS = ("KIND_AUTO", "KIND_GPU", "KIND_CPU", "KIND_MODEL")
@@ -205,7 +203,7 @@ def model_name(url: str, endpoint: Mapping[str, Any]) -> tuple[str, list[str]]:
             f"folder cannot be named so (its Triton helper writes {model_dir_name(url)!r}); "
             "use a serving url without '/'"
         )
-    if not _SAFE_NAME.match(name):
+    if not problems and not _SAFE_NAME.match(name):
         problems.append(f"model name {name!r} is not a usable folder name (letters, digits, '_', '.', '-')")
     return name, problems
 
@@ -439,13 +437,14 @@ class Serving:
 
 
 def resolve_serving(  # noqa: PLR0911, PLR0912 - each rule answers at once
-    family: str | None,
+    framework: str | None,
     aux: AuxConfig,
     *,
     package: bool,
     python_backend_for: Sequence[str],
 ) -> tuple[Serving | None, list[str]]:
     """Pick the backend and file layout of a model; a mismatch with its framework is a problem."""
+    family = framework_family(framework)
     declared: list[tuple[str, str, str]] = []  # (key, value, kind)
     for key, table in (("platform", PLATFORM_KINDS), ("backend", BACKEND_KINDS)):
         value = getattr(aux, key)
@@ -462,7 +461,7 @@ def resolve_serving(  # noqa: PLR0911, PLR0912 - each rule answers at once
         text = " and ".join(f"{k} {v!r}" for k, v, _ in declared)
         return None, [f"auxiliary_cfg {text} name different backends"]
     declared_kind = kinds.pop() if kinds else None
-    label = family or "no framework"
+    label = f"model of framework {framework!r}"
 
     if family is not None and family in python_backend_for:
         native = declared_kind if declared_kind not in (None, PYTHON) else None
@@ -471,7 +470,7 @@ def resolve_serving(  # noqa: PLR0911, PLR0912 - each rule answers at once
                 family, ""
             )
         if native and native not in FAMILY_KINDS.get(family, (native,)):
-            return None, [f"auxiliary_cfg names a {native} backend for a {label} model"]
+            return None, [f"auxiliary_cfg names a {native} backend for a {label}"]
         return Serving(native, (("backend", "python"),), python_generic=True), []
 
     if declared_kind is not None:
@@ -481,7 +480,7 @@ def resolve_serving(  # noqa: PLR0911, PLR0912 - each rule answers at once
             and declared_kind not in FAMILY_KINDS.get(family, ())
         ):
             text = " and ".join(f"{k} {v!r}" for k, v, _ in declared)
-            return None, [f"auxiliary_cfg {text} cannot serve a {label} model (framework {family})"]
+            return None, [f"auxiliary_cfg {text} cannot serve a {label}"]
         if declared_kind == TF_SAVEDMODEL and not package:
             return None, [
                 "tensorflow_savedmodel needs a SavedModel folder (a package model), not a single file"
