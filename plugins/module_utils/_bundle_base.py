@@ -38,6 +38,7 @@ CHECKSUMMED_CONTROL_FILES = (MANIFEST_NAME, VOLATILE_NAME)
 
 CHUNK_SIZE = 1024 * 1024
 DIGEST_RE = re.compile(r"[0-9a-f]{64}")
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 _MAX_NAME = 4096
 _MAX_COMPONENT = 255
 
@@ -90,7 +91,7 @@ def check_relpath(name: object, what: str = "path", *, allow_colon: bool = True)
         raise BundleError(f"invalid {what} {name!r}: backslashes are not allowed")
     if not allow_colon and ":" in name:
         raise BundleError(f"invalid {what} {name!r}: colons (drive letters, streams) are not allowed")
-    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+    if _CONTROL_CHARS.search(name):
         raise BundleError(f"invalid {what} {name!r}: control characters are not allowed")
     for part in name.split("/"):
         if part in ("", ".", ".."):
