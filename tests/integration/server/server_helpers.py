@@ -30,12 +30,17 @@ class FlowError(AssertionError):
 
 
 def run_flow(
-    server: ServerHandle, script: str, home: Path, *args: str, env_extra: dict[str, str] | None = None
+    server: ServerHandle,
+    script: str,
+    home: Path,
+    *args: str,
+    env_extra: dict[str, str] | None = None,
+    env_drop: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Run ``flows/<script>`` against ``server``; returns the JSON it wrote."""
     out = home / f"{Path(script).stem}.json"
     out.unlink(missing_ok=True)
-    env = server.flow_env(home, extra=env_extra)
+    env = server.flow_env(home, extra=env_extra, drop=env_drop)
     started = time.monotonic()
     try:
         proc = subprocess.run(

@@ -189,10 +189,11 @@ class ServerHandle:
         """The variables that point the ClearML SDK (and clearml-serving) at this server.
 
         ``CLEARML_API_HOST``/``CLEARML_WEB_HOST``/``CLEARML_FILES_HOST`` (all three: the SDK cannot guess
-        web and files hosts on non-standard ports), ``CLEARML_API_ACCESS_KEY``/``CLEARML_API_SECRET_KEY``,
-        ``CLEARML_API_HOST_VERIFY_CERT`` (the CA file) with TLS, and with ``block_outside`` the proxy
-        variables that send anything not on the loopback (the SDK's update check to updates.clear.ml)
-        to a closed local port.
+        web and files hosts on non-standard ports), ``CLEARML_API_ACCESS_KEY``/``CLEARML_API_SECRET_KEY``;
+        with TLS ``CLEARML_API_HOST_VERIFY_CERT`` (the CA file) and ``REQUESTS_CA_BUNDLE`` (the system CAs
+        plus this CA: requests lets ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` from the environment override
+        the SDK's own verify setting); with ``block_outside`` the proxy variables that send anything not on
+        the loopback (the SDK's update check to updates.clear.ml) to a closed local port.
         """
         env = {
             "CLEARML_API_HOST": self.api_url,
@@ -203,6 +204,7 @@ class ServerHandle:
         }
         if self.ca_file:
             env["CLEARML_API_HOST_VERIFY_CERT"] = str(self.ca_file)
+            env["REQUESTS_CA_BUNDLE"] = str(self.client_ca_bundle())
         if block_outside:
             hosts = {"127.0.0.1", "localhost", "::1", self.host}
             for url in (self.api_url, self.web_url, self.files_url):
@@ -213,12 +215,34 @@ class ServerHandle:
             env["NO_PROXY"] = env["no_proxy"] = no_proxy
         return env
 
+    def client_ca_bundle(self) -> Path:
+        """A CA bundle for clients: the system's CAs (as requests would use them) plus ``ca_file``."""
+        if not self.ca_file:
+            raise ServerError("no ca_file: the server does not use TLS")
+        bundle = self.data_dir / "client-ca-bundle.pem"
+        parts = []
+        system = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        system = system or ssl.get_default_verify_paths().cafile
+        if system and Path(system).is_file() and Path(system).resolve() != bundle.resolve():
+            parts.append(Path(system).read_text(encoding="utf-8", errors="replace").rstrip("\n") + "\n")
+        parts.append(Path(self.ca_file).read_text(encoding="utf-8"))
+        text = "".join(parts)
+        if not bundle.is_file() or bundle.read_text(encoding="utf-8", errors="replace") != text:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            bundle.write_text(text, encoding="utf-8")
+        return bundle
+
     def flow_env(
-        self, home: Path, base: dict[str, str] | None = None, extra: dict[str, str] | None = None
+        self,
+        home: Path,
+        base: dict[str, str] | None = None,
+        extra: dict[str, str] | None = None,
+        drop: tuple[str, ...] = (),
     ) -> dict[str, str]:
         """A complete environment for one SDK process: ``base`` (default ``os.environ``) without any
         ``CLEARML_*``/``TRAINS_*``/proxy variable, then :meth:`env`, a private ``HOME`` and
-        ``CLEARML_CACHE_DIR``, ``CLEARML_TASK_NO_REUSE=1`` and ``PYTHONPATH`` with ``d2s_tools``."""
+        ``CLEARML_CACHE_DIR``, ``CLEARML_TASK_NO_REUSE=1`` and ``PYTHONPATH`` with ``d2s_tools``; then
+        ``extra``, and the names in ``drop`` removed."""
         home = Path(home)
         home.mkdir(parents=True, exist_ok=True)
         source = os.environ if base is None else base
@@ -240,6 +264,8 @@ class ServerHandle:
             }
         )
         env.update(extra or {})
+        for name in drop:
+            env.pop(name, None)
         return env
 
     def _ssl_context(self) -> ssl.SSLContext | None:
