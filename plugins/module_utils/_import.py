@@ -60,6 +60,28 @@ def remap_ids(value: Any, mapping: dict[str, str]) -> Any:
     return value
 
 
+def parents_first(versions: dict[str, dict[str, Any]]) -> list[str]:
+    """Dataset version ids ordered so that every parent comes before its children (stable by id)."""
+    order: list[str] = []
+    state: dict[str, int] = {}
+
+    def visit(vid: str) -> None:
+        if state.get(vid) == 2:
+            return
+        if state.get(vid) == 1:
+            raise ClearmlModuleError(f"Dataset lineage has a cycle through {vid}")
+        state[vid] = 1
+        for parent in versions[vid].get("parents") or []:
+            if parent in versions:
+                visit(parent)
+        state[vid] = 2
+        order.append(vid)
+
+    for vid in sorted(versions):
+        visit(vid)
+    return order
+
+
 class SiteState:
     """What already exists at the site, found by origin tags."""
 
@@ -273,8 +295,8 @@ class ImportCore:
 
     def _import_all(self) -> None:
         m = self.manifest
-        for dev_id, version in m["dataset_versions"].items():
-            self._import_dataset(dev_id, version)
+        for dev_id in parents_first(m["dataset_versions"]):
+            self._import_dataset(dev_id, m["dataset_versions"][dev_id])
         for dev_id, rec in m["task_records"].items():
             self._import_task(dev_id, rec)
         for dev_id, model in m["models"].items():

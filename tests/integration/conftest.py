@@ -133,7 +133,20 @@ def run_seed(server: LocalServer, workdir: Path) -> dict:
 
 @pytest.fixture(scope="session")
 def seeded_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
-    """The dev server with the seeded demo deployment (read-only for the tests that use it)."""
+    """The dev server with the seeded demo deployment (read-only for the tests that use it).
+
+    For quick iterations, ``D2S_TEST_DEV=<ready.json>:<seed.json>`` reuses a server you started and
+    seeded by hand (it is left running).
+    """
+    reuse = os.environ.get("D2S_TEST_DEV")
+    if reuse:
+        ready, seed = reuse.split(":", 1)
+        server = LocalServer(
+            data_dir=Path(ready).parent, proc=None, urls=json.loads(Path(ready).read_text()), log=Path(ready)
+        )  # type: ignore[arg-type]
+        server.seed = json.loads(Path(seed).read_text())
+        yield server
+        return
     base = tmp_path_factory.mktemp("dev")
     server = start_local_server(base / "server")
     try:

@@ -1,0 +1,193 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""clearml_export against the seeded dev server, through real ansible-playbook runs of the role and module.
+
+What is asserted is read back from the bundle itself (manifest, blobs, git bundle), and the bundle's own
+verification must accept it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from d2s_testlib import REPO, VENV_BIN, project_env
+
+from ansible_collections.deploy2standalone.clearml.plugins.module_utils import _bundle as bundle
+
+pytestmark = pytest.mark.slow
+
+
+def run_playbook(
+    tmp: Path, tasks: list[dict[str, Any]], *extra: str
+) -> tuple[int, list[dict[str, Any]], str]:
+    """Run a one-play playbook on localhost; return rc, the registered results of each task, output."""
+    results = tmp / f"results-{len(list(tmp.glob('results-*')))}.json"
+    play = [
+        {
+            "name": "Test play",
+            "hosts": "localhost",
+            "gather_facts": False,
+            "tasks": [
+                *tasks,
+                {
+                    "name": "Save results",
+                    "ansible.builtin.copy": {
+                        "content": "{{ __results | default({}) | to_json }}",
+                        "dest": str(results),
+                    },
+                    "vars": {"__results": {"r": "{{ r | default(omit) }}"}},
+                    "check_mode": False,
+                    "diff": False,
+                },
+            ],
+        }
+    ]
+    pb = tmp / "play.yml"
+    pb.write_text(json.dumps(play))
+    proc = subprocess.run(
+        [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(pb), *extra],
+        cwd=REPO,
+        env=project_env(ANSIBLE_PYTHON_INTERPRETER=str(VENV_BIN / "python")),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    data = json.loads(results.read_text()) if results.exists() else {}
+    return proc.returncode, data, proc.stdout + proc.stderr
+
+
+def export_task(args: dict[str, Any], **flags: Any) -> dict[str, Any]:
+    return {"name": "Export", "deploy2standalone.clearml.clearml_export": args, "register": "r", **flags}
+
+
+def blob_text(path: Path, digest: str) -> bytes:
+    return (path / "blobs" / "sha256" / digest).read_bytes()
+
+
+def all_blob_bytes(path: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted((path / "blobs" / "sha256").iterdir()))
+
+
+@pytest.fixture(scope="module")
+def exported(seeded_dev, tmp_path_factory) -> dict[str, Any]:
+    tmp = tmp_path_factory.mktemp("export")
+    dest = tmp / "bundle"
+    args = {**seeded_dev.module_args(), "serving_id": seeded_dev.seed["serving"]["id"], "dest": str(dest)}
+    rc, res, out = run_playbook(tmp, [export_task(args)])
+    assert rc == 0, out
+    return {"tmp": tmp, "dest": dest, "args": args, "result": res["r"], "seed": seeded_dev.seed}
+
+
+def test_bundle_verifies_and_holds_every_object(exported) -> None:
+    dest, seed, result = exported["dest"], exported["seed"], exported["result"]
+    assert result["changed"] is True
+    summary = bundle.verify_bundle(dest)
+    assert summary["content_digest"] == result["digest"]
+    manifest = json.loads((dest / "manifest.json").read_text())
+    # serving: every endpoint, canary, metric logging, preprocess code byte-identical
+    serving = manifest["serving"]
+    assert serving["id"] == seed["serving"]["id"]
+    assert set(serving["endpoints"]) == set(seed["serving"]["endpoints"])
+    assert serving["canary"]
+    assert serving["metric_logging"]
+    for key, pre in serving["preprocess"].items():
+        assert hashlib.sha256(blob_text(dest, pre["blob"])).hexdigest() == pre["hash"], key
+    # every served model with its files byte-identical to what the seed uploaded
+    served = {ep["model_id"] for ep in seed["serving"]["endpoints"].values() if ep.get("model_id")}
+    assert served <= set(manifest["models"])
+    for info in seed["models"].values():
+        if info["id"] not in manifest["models"]:
+            continue
+        entry = manifest["models"][info["id"]]
+        assert entry["framework"] == info["framework"]
+        (file_entry,) = entry["files"]
+        data = blob_text(dest, file_entry["blob"])
+        if not info.get("package"):
+            ((_, meta),) = info["files"].items()
+            assert hashlib.sha256(data).hexdigest() == meta["sha256"]
+    # training tasks as JSON records, with events
+    for task in seed["tasks"].values():
+        if task["id"] not in manifest["task_records"]:
+            continue
+        rec = manifest["task_records"][task["id"]]
+        doc = json.loads(blob_text(dest, rec["record"]))
+        assert doc["id"] == task["id"]
+        assert doc["script"]["version_num"] == task["script"]["commit"]
+        events = [json.loads(line) for line in blob_text(dest, rec["events"]).splitlines()]
+        kinds = {e["type"] for e in events}
+        assert {"training_stats_scalar", "log"} <= kinds
+        assert {a["key"] for a in rec["artifacts"]} >= set(task["artifacts"])
+    # datasets: the whole chain with its lineage
+    versions = [v["id"] for v in seed["dataset"]["versions"]]
+    assert set(versions) <= set(manifest["dataset_versions"])
+    for v in seed["dataset"]["versions"]:
+        entry = manifest["dataset_versions"][v["id"]]
+        assert entry["parents"] == v["parents"]
+    # code: a git bundle that holds the recorded commit, and the uncommitted diff
+    (code,) = [c for c in manifest["code"] if c["commit"] == seed["repository"]["commit"]][:1]
+    gb = dest / "blobs" / "sha256" / code["bundle"]
+    listed = subprocess.run(
+        ["git", "bundle", "list-heads", str(gb)], capture_output=True, text=True, check=True
+    )
+    assert seed["repository"]["commit"] in listed.stdout
+    assert seed["repository"]["uncommitted_line"].encode() in blob_text(dest, code["diff"])
+
+
+def test_no_planted_secret_in_bundle(exported) -> None:
+    dest, seed = exported["dest"], exported["seed"]
+    everything = all_blob_bytes(dest) + (dest / "manifest.json").read_bytes()
+    for name, planted in seed["planted_secrets"].items():
+        assert planted["value"].encode() not in everything, name
+    redactions = exported["result"]["redactions"]
+    paths = {r["path"] for r in redactions}
+    assert any(p.startswith("container.arguments") for p in paths)
+    assert any("aws_secret_access_key" in p for p in paths)
+
+
+def test_second_export_changes_nothing(exported) -> None:
+    dest = exported["dest"]
+    before = {p.name: p.stat().st_ino for p in (dest / "blobs" / "sha256").iterdir()}
+    rc, res, out = run_playbook(exported["tmp"], [export_task(exported["args"])])
+    assert rc == 0, out
+    assert res["r"]["changed"] is False
+    assert res["r"]["digest"] == exported["result"]["digest"]
+    after = {p.name: p.stat().st_ino for p in (dest / "blobs" / "sha256").iterdir()}
+    assert after == before  # the same files: no blob was written again
+
+
+def test_check_mode_writes_nothing(exported, tmp_path) -> None:
+    dest = tmp_path / "never"
+    args = {**exported["args"], "dest": str(dest)}
+    rc, res, out = run_playbook(tmp_path, [export_task(args)], "--check", "--diff")
+    assert rc == 0, out
+    assert res["r"]["changed"] is True
+    assert not dest.exists()
+    leftovers = sorted(
+        p.name for p in tmp_path.iterdir() if p.name != "play.yml" and not p.name.startswith("results-")
+    )
+    assert leftovers == []
+    rc, res, out = run_playbook(tmp_path, [export_task(exported["args"])], "--check")
+    assert rc == 0, out
+    assert res["r"]["changed"] is False
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"serving_id": "0" * 32}, "does not exist on the dev server"),
+        ({"secret_key": "wrong"}, "rejected the credentials"),
+        ({"api_host": "http://127.0.0.1:9"}, "unreachable"),
+    ],
+)
+def test_clear_failures(exported, tmp_path, override, message) -> None:
+    args = {**exported["args"], "dest": str(tmp_path / "b"), **override}
+    _rc, res, out = run_playbook(tmp_path, [export_task(args, ignore_errors=True)])
+    assert res["r"]["failed"] is True
+    assert message in res["r"]["msg"], res["r"]["msg"]
+    if override.get("secret_key"):
+        assert "wrong" not in out  # no_log: the secret never shows
+    assert not (tmp_path / "b").exists()
