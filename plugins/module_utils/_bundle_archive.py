@@ -633,18 +633,8 @@ def publish_dir(tmp: Path, dest: str | os.PathLike[str]) -> None:
 
 
 def remove_tree(path: Path) -> None:
-    """Remove a working directory (read-only blobs included)."""
-    if path.exists():
-        shutil.rmtree(path, onerror=_force_remove)
-
-
-def _force_remove(func: Any, path: str, _exc: Any) -> None:
-    try:
-        os.chmod(os.path.dirname(path), 0o700)
-        os.chmod(path, 0o600)
-    except OSError:
-        pass
-    func(path)
+    """Remove a working directory (cleanup on failure: never masks the error being raised)."""
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def safe_extract(

@@ -14,7 +14,6 @@ signature covers the whole bundle. Public keys are written in OpenSSH format and
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import json
 import os
@@ -24,6 +23,7 @@ from typing import Any
 
 from ansible_collections.deploy2standalone.clearml.plugins.module_utils._bundle_base import (
     BundleError,
+    atomic_write_bytes,
     pretty_json,
 )
 from ansible_collections.deploy2standalone.clearml.plugins.module_utils._bundle_schema import (
@@ -96,25 +96,9 @@ def generate_keypair(
     pub = key.public_key()
     line = pub.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
     line = line + b" " + comment.encode("utf-8") if comment else line
-    _write_new(priv_path, pem, 0o600)
-    _write_new(pub_path, line + b"\n", 0o644)
+    atomic_write_bytes(priv_path, pem, mode=0o600)
+    atomic_write_bytes(pub_path, line + b"\n", mode=0o644)
     return fingerprint(pub)
-
-
-def _write_new(path: Path, data: bytes, mode: int) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def load_private_key(
