@@ -1,0 +1,164 @@
+#!/usr/bin/python
+# Copyright (c) 2026, deploy2standalone contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: clearml_import
+short_description: Import a deploy2standalone bundle into a site's ClearML server
+version_added: 0.1.0
+description:
+  - Verifies the whole bundle at O(bundle) on the host the module runs on (checksums of every file, the manifest
+    schema and, when asked, its signature). A bad bundle changes nothing at the site.
+  - Then creates, in dependency order, the projects, the datasets (parents first, with their state remapped so
+    C(Dataset.get(...).get_local_copy()) at the site returns identical files), the training tasks (every field,
+    artifacts with the same hashes, output models, input models and datasets remapped, events replayed, status
+    restored), the models (weights uploaded to the site's fileserver, URIs rewritten) and the clearml-serving service
+    (configuration objects with site model ids, preprocess artifacts under the same keys and hashes).
+  - Every object created at the site carries its origin in C(system_tags) (C(d2s-origin:<dev id>) and the bundle
+    digest), never in the user's C(tags). A second run changes nothing; an import killed half-way is completed by the
+    next run (objects left incomplete are made again).
+  - Name clashes (a site object with the name of an imported one but another origin) follow O(on_clash).
+extends_documentation_fragment:
+  - deploy2standalone.clearml.clearml
+  - deploy2standalone.clearml.attributes
+  - deploy2standalone.clearml.attributes.actiongroup_clearml
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Verifies the bundle and returns the plan (what exists, what would be created) without changing the site.
+  diff_mode:
+    support: full
+    details:
+      - Shows the dev id to site id map before and after.
+  idempotent:
+    support: full
+options:
+  bundle:
+    description: Path of the bundle directory on the host the module runs on.
+    type: path
+    required: true
+  site_name:
+    description: Name of the site, recorded in C(import_info.json).
+    type: str
+  on_clash:
+    description:
+      - What to do when the site already has a dataset version or task with the name (and version) of an imported one
+        that did not come from a bundle.
+      - V(fail) refuses the import before any change and lists the clashes.
+      - V(coexist) imports alongside and warns; C(Dataset.get(name)) at the site may then return either, by version.
+      - Objects are never renamed.
+    type: str
+    choices: [fail, coexist]
+    default: fail
+  require_signature:
+    description: Refuse a bundle that is not signed by one of O(public_key).
+    type: bool
+    default: false
+  public_key:
+    description: Ed25519 public key(s) to trust (paths or base64), for O(require_signature).
+    type: list
+    elements: str
+  import_info_path:
+    description: Where to write C(import_info.json) (the dev id to site id map per kind) on the host.
+    type: path
+requirements:
+  - requests
+  - cryptography (signatures)
+author:
+  - deploy2standalone contributors
+seealso:
+  - module: deploy2standalone.clearml.clearml_export
+  - module: deploy2standalone.clearml.bundle_info
+"""
+
+EXAMPLES = r"""
+- name: Import the bundle into the site's ClearML server
+  deploy2standalone.clearml.clearml_import:
+    api_host: http://clearml.site-a.internal:8008
+    web_host: http://clearml.site-a.internal:8080
+    files_host: http://clearml.site-a.internal:8081
+    access_key: "{{ vault_site_access_key }}"
+    secret_key: "{{ vault_site_secret_key }}"
+    bundle: /var/lib/d2s/bundles/current
+    site_name: site_a
+    import_info_path: /var/lib/d2s/import_info.json
+  register: imported
+
+- name: Show the site id of the serving service
+  ansible.builtin.debug:
+    msg: "{{ imported.id_map.serving }}"
+"""
+
+RETURN = r"""
+bundle_digest:
+  description: Content digest of the imported bundle.
+  returned: always
+  type: str
+  sample: sha256:5dd2df8155ade718c19d9904e01882ec2e13be1a73d9afbfaed5451653ee600d
+id_map:
+  description: Dev id to site id, per kind (datasets, tasks, models, serving).
+  returned: always
+  type: dict
+  sample: {"models": {"0a1b": "9f8e"}, "serving": {"77aa": "11bb"}}
+created:
+  description: Number of objects created (or, in check mode, to create) per kind.
+  returned: always
+  type: dict
+  sample: {"datasets": 3, "tasks": 2, "models": 6, "serving": 1}
+existing:
+  description: Number of objects found already imported per kind.
+  returned: always
+  type: dict
+  sample: {}
+import_info:
+  description: The content of C(import_info.json).
+  returned: changed and not check mode
+  type: dict
+  sample: {"bundle_digest": "sha256:5dd2", "site": "site_a", "map": {"models": {"0a1b": "9f8e"}}}
+warnings:
+  description: Things noticed along the way (clashes imported alongside).
+  returned: always
+  type: list
+  elements: str
+  sample: []
+"""
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.deploy2standalone.clearml.plugins.module_utils._common import (
+    ClearmlModuleError,
+    generate_argspec,
+)
+from ansible_collections.deploy2standalone.clearml.plugins.module_utils._import import ImportCore
+
+
+def main() -> None:
+    argument_spec = generate_argspec(
+        bundle={"type": "path", "required": True},
+        site_name={"type": "str"},
+        on_clash={"type": "str", "choices": ["fail", "coexist"], "default": "fail"},
+        require_signature={"type": "bool", "default": False},
+        public_key={"type": "list", "elements": "str", "no_log": False},
+        import_info_path={"type": "path"},
+    )
+    module = AnsibleModule(
+        argument_spec=argument_spec,
+        required_if=[("require_signature", True, ("public_key",))],
+        supports_check_mode=True,
+    )
+    try:
+        result = ImportCore(module.params, check_mode=module.check_mode, diff=module._diff).run()
+    except ClearmlModuleError as exc:
+        module.fail_json(msg=exc.msg, exception=traceback.format_exc(), **exc.result)
+    for warning in result.get("warnings", []):
+        module.warn(warning)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
