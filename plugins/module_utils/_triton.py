@@ -610,15 +610,23 @@ def plan_repository(
 # --- on disk -------------------------------------------------------------------------------------
 
 
+# Triton's python backend imports model.py from the version folder, and Python caches the bytecode
+# beside it (1/__pycache__/) unless PYTHONDONTWRITEBYTECODE is set or the repository is read-only.
+# A cache is not content: it is left out of a folder's digest.
+BYTECODE_CACHE = "__pycache__"
+
+
 def _folder_digest(folder: Path) -> str | None:
-    """Digest of a model folder as ``tree_digest`` computes it; ``None`` if it holds anything but
-    regular files and folders (a symlink, a device): such a folder is always rewritten."""
+    """Digest of a model folder as ``tree_digest`` computes it (``__pycache__`` folders left out);
+    ``None`` if it holds anything but regular files and folders (a symlink, a device): such a folder
+    is always rewritten."""
     files: dict[str, str] = {}
     for root, dirs, names in os.walk(folder):
         base = Path(root)
         for d in dirs:
             if (base / d).is_symlink():
                 return None
+        dirs[:] = sorted(d for d in dirs if d != BYTECODE_CACHE)
         for n in names:
             path = base / n
             st = path.lstat()

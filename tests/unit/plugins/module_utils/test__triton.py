@@ -1235,6 +1235,9 @@ def test_a_tampered_model_is_rewritten(files: Files, tmp_path: Path) -> None:
     assert write_repository(plan, dest)["updated"] == ["m"]
     assert (dest / "m" / "1" / "model.onnx").read_bytes() == b"good"
     assert not (dest / "m" / "1" / "extra").exists()
+    (dest / "m" / "1" / "__pycache__").mkdir()  # Python's bytecode cache (python backend): not content
+    (dest / "m" / "1" / "__pycache__" / "model.cpython-311.pyc").write_bytes(b"pyc")
+    assert compare_repository(plan, dest)["changed"] is False
     os.symlink("/etc/passwd", dest / "m" / "1" / "link")
     assert repository_state(dest) == {"m": None}
     assert write_repository(plan, dest)["updated"] == ["m"]
