@@ -932,6 +932,12 @@ class BundleWriter:
                 return self._register(digest, size, kind, media_type)
             if self._reuse(digest, size):
                 return self._register(digest, size, kind, media_type)
+            try:
+                with open(path, "rb") as f:
+                    self.store.put_stream(f, expected_digest=digest)
+            except BundleError as exc:
+                raise BundleError(f"'{path}' changed while it was added to the bundle: {exc.msg}") from None
+            return self._register(digest, size, kind, media_type)
         digest, size, _written = self.store.put_file(path)
         return self._register(digest, size, kind, media_type)
 
