@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "collections"))
 
-from ansible_collections.deploy2standalone.clearml.plugins.module_utils import _bundle as bundle  # noqa: E402
+from ansible_collections.deploy2standalone.clearml.plugins.module_utils import _bundle as bundle
 
 MIB = 1024 * 1024
 
