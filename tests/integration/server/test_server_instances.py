@@ -139,9 +139,13 @@ def test_restart_and_sigkill_keep_everything(tmp_path: Path) -> None:
     try:
         ids = _populate(server, "first")
         urls = (server.api_url, server.files_url, server.web_url)
+        listing = [p["id"] for p in server.call("projects.get_all")["data"]["projects"]]
+        server.call("projects.update", project=listing[0], description="edited: keeps its place")
         server.restart()
         assert (server.api_url, server.files_url, server.web_url) == urls
         _check(server, ids)
+        # no order_by: creation order, as Mongo's natural order, also after edits and a restart
+        assert [p["id"] for p in server.call("projects.get_all")["data"]["projects"]] == listing
         old_pid = server.pid
         server.kill()  # SIGKILL: no shutdown code runs
         with pytest.raises(ProcessLookupError):

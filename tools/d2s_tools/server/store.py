@@ -75,7 +75,7 @@ class Store:
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(_SCHEMA)
         self._cache: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in KINDS}
-        for kind, doc_id, text in self.db.execute("SELECT kind, id, doc FROM docs"):
+        for kind, doc_id, text in self.db.execute("SELECT kind, id, doc FROM docs ORDER BY rowid"):
             self._cache.setdefault(kind, {})[doc_id] = json.loads(text)
         self._staged: dict[tuple[str, str], dict[str, Any] | None] | None = None
 
@@ -99,8 +99,10 @@ class Store:
                     if doc is None:
                         self.db.execute("DELETE FROM docs WHERE kind=? AND id=?", (kind, doc_id))
                     else:
+                        # an upsert keeps the rowid: listing order stays creation order across restarts
                         self.db.execute(
-                            "INSERT OR REPLACE INTO docs (kind, id, doc) VALUES (?, ?, ?)",
+                            "INSERT INTO docs (kind, id, doc) VALUES (?, ?, ?) "
+                            "ON CONFLICT (kind, id) DO UPDATE SET doc = excluded.doc",
                             (kind, doc_id, json.dumps(doc, separators=(",", ":"))),
                         )
                 self.db.execute("COMMIT")
