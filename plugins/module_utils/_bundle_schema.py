@@ -264,6 +264,7 @@ MANIFEST_SCHEMA: dict[str, Any] = {
                 "version": _NULLABLE_STR,
                 "tags": _STR_LIST,
                 "parents": {"type": "array", "uniqueItems": True, "items": _ref("id")},
+                "record": _NULLABLE_DIGEST,
                 "state": _ref("digest"),
                 "files": _ref("files"),
                 "chunks": {

@@ -327,12 +327,14 @@ class ExportCore:
         # The files travel inside the version's own chunk zips, byte-identical to dev's (a site's
         # Dataset.get_local_copy() unpacks them); state.json lists every file with its sha256.
         graph = state.get("dependency_graph") or {}
+        record = redact_task(doc, self.redactor) if self.params.get("redact", True) else doc
         return {
             "name": doc.get("name") or "",
             "project": _dataset_user_project(reader.project_name(doc.get("project"))),
             "version": (doc.get("runtime") or {}).get("version"),
             "tags": list(doc.get("tags") or []),
             "parents": list(dict.fromkeys(graph.get(did) or [])),
+            "record": self.put_bytes(canonical_json(record), "task-record"),
             "state": state_blob,
             "files": [],
             "chunks": chunks,

@@ -412,21 +412,26 @@ class ImportCore:
         self.client.call("tasks.edit", body)
 
     def _restore_status(self, site_id: str, record: dict[str, Any]) -> None:
+        """Walk the site task to the dev status, ending with dev's status reason and message."""
         status = record.get("status") or "created"
         if status in ("created", "queued"):
             return
+        why = {
+            "status_reason": record.get("status_reason") or "",
+            "status_message": record.get("status_message") or "",
+        }
         self.client.call("tasks.started", {"task": site_id, "force": True})
         if status in ("completed", "published", "closed"):
-            self.client.call(
-                "tasks.completed",
-                {"task": site_id, "force": True, "publish": False, "status_reason": "imported"},
-            )
+            final = why if status == "completed" else {}
+            self.client.call("tasks.completed", {"task": site_id, "force": True, "publish": False, **final})
         elif status == "stopped":
-            self.client.call("tasks.stopped", {"task": site_id, "force": True, "status_reason": "imported"})
+            self.client.call("tasks.stopped", {"task": site_id, "force": True, **why})
         elif status == "failed":
-            self.client.call("tasks.failed", {"task": site_id, "force": True, "status_reason": "imported"})
+            self.client.call("tasks.failed", {"task": site_id, "force": True, **why})
         if status == "published":
-            self.client.call("tasks.publish", {"task": site_id, "force": True, "publish_model": False})
+            self.client.call("tasks.publish", {"task": site_id, "force": True, "publish_model": False, **why})
+        elif status == "closed":
+            self.client.call("tasks.close", {"task": site_id, "force": True, **why})
 
     def _import_task(self, dev_id: str, rec: dict[str, Any]) -> None:
         if self._claim("tasks", dev_id, self.site.find_task(dev_id)):
@@ -538,7 +543,7 @@ class ImportCore:
             "labels": model.get("labels") or {},
             "tags": model.get("tags") or [],
             "system_tags": self.system_tags(dev_id, model.get("system_tags") or []),
-            "comment": model.get("comment") or "",
+            "comment": remap_ids(model.get("comment") or "", self.id_map),
             "ready": False,
         }
         if model.get("design") is not None:
@@ -585,7 +590,10 @@ class ImportCore:
         folder = f"{serving.get('project') or 'DevOps'}/{record.get('name')}.{site_id}"
         artifacts = []
         docs = {a.get("key"): a for a in (record.get("execution") or {}).get("artifacts") or []}
-        for key, pre in (serving.get("preprocess") or {}).items():
+        order = {key: i for i, key in enumerate(docs)}
+        for key, pre in sorted(
+            (serving.get("preprocess") or {}).items(), key=lambda kv: order.get(kv[0], len(order))
+        ):
             new = {
                 k: v
                 for k, v in docs.get(key, {"key": key, "type": pre.get("type") or "custom"}).items()
