@@ -158,14 +158,14 @@ def triton_dtype(name: Any) -> str | None:
 
 def request_model_name(serving_url: str, version: Any) -> str:
     """The model name clearml-serving's inference service asks Triton for (TritonPreprocessRequest)."""
-    if version not in (None, ""):
+    if version:  # clearml-serving tests truthiness: version 0 or "" means none
         return f"{serving_url}_{version}".strip("/")
     return str(serving_url).strip("/")
 
 
 def endpoint_key(serving_url: str, version: Any) -> str:
     """The endpoint's key in clearml-serving's configuration objects (_normalize_endpoint_url)."""
-    return "{}/{}".format(str(serving_url).rstrip("/"), "" if version is None else version).rstrip("/")
+    return "{}/{}".format(str(serving_url).rstrip("/"), version or "").rstrip("/")
 
 
 def model_dir_name(url: str) -> str:

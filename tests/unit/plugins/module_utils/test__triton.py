@@ -145,6 +145,8 @@ def problems_of(endpoints: dict[str, Any], models: dict[str, Any], **kw: Any) ->
         ("test_model_pytorch", "1", "test_model_pytorch_1"),
         ("detector", 2, "detector_2"),  # model_monitoring_eps versions
         ("a.b-c", "10", "a.b-c_10"),
+        ("zero", 0, "zero"),  # clearml-serving tests the version's truthiness
+        ("zero", "0", "zero_0"),
     ],
 )
 def test_model_folder_is_the_name_clearml_serving_asks_triton_for(
