@@ -751,7 +751,8 @@ def write_repository(
         return result
     root.mkdir(parents=True, exist_ok=True)
     wanted = plan.by_name()
-    stage = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".tmp", dir=root.parent))
+    real = root.resolve()  # a symlinked dest: stage beside its target, on the same file system
+    stage = Path(tempfile.mkdtemp(prefix=f".{real.name}.", suffix=".tmp", dir=real.parent))
     try:
         build = stage / "new"
         old = stage / "old"

@@ -1264,3 +1264,15 @@ def test_zip_members_are_extracted(files: Files, tmp_path: Path) -> None:
         "1/model.onnx": b"graph",
         "config.pbtxt": plan.models[0].config.encode(),
     }
+
+
+def test_a_symlinked_destination_is_written_through(files: Files, tmp_path: Path) -> None:
+    target = tmp_path / "disk" / "models"
+    target.mkdir(parents=True)
+    link = tmp_path / "models"
+    link.symlink_to(target)
+    plan = plan_repository({"m": endpoint()}, {MID: files.model("ONNX", files.file("model.onnx"))})
+    assert write_repository(plan, link)["added"] == ["m"]
+    assert link.is_symlink() and (target / "m" / "1" / "model.onnx").is_file()
+    assert sorted(p.name for p in (tmp_path / "disk").iterdir()) == ["models"]
+    assert write_repository(plan, link)["changed"] is False
