@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS events (
     doc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_by_task ON events (task, type, seq);
+CREATE INDEX IF NOT EXISTS events_by_time ON events (task, type, ts, iter, seq);
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -202,6 +203,52 @@ class Store:
             args.append(int(model_events))
         sql += " ORDER BY seq"
         return [json.loads(row[0]) for row in self.db.execute(sql, args)]
+
+    def events_page(
+        self,
+        task: str,
+        types: list[str] | None,
+        metrics: dict[str, list[str] | None] | None = None,
+        descending: bool = False,
+        offset: int = 0,
+        limit: int = 500,
+        before_ts: float | None = None,
+        after_ts: float | None = None,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """One page of a task's events ordered by (timestamp, iteration, arrival), and the total count
+        of the matching events (before the timestamp bounds). ``metrics``: {metric: [variants] or None}."""
+        self._require_tx()
+        where = "task=?"
+        args: list[Any] = [task]
+        if types:
+            where += f" AND type IN ({_marks(len(types))})"
+            args.extend(types)
+        if metrics:
+            clauses = []
+            for metric, variants in metrics.items():
+                if variants:
+                    clauses.append(f"(metric=? AND variant IN ({_marks(len(variants))}))")
+                    args.extend([metric, *variants])
+                else:
+                    clauses.append("metric=?")
+                    args.append(metric)
+            where += f" AND ({' OR '.join(clauses)})"
+        # only "?" placeholders and fixed words are formatted into the SQL text
+        total = int(self.db.execute(f"SELECT COUNT(*) FROM events WHERE {where}", args).fetchone()[0])  # noqa: S608
+        bounded, bound_args = where, list(args)
+        if before_ts is not None:
+            bounded += " AND ts<?"
+            bound_args.append(before_ts)
+        if after_ts is not None:
+            bounded += " AND ts>?"
+            bound_args.append(after_ts)
+        direction = "DESC" if descending else "ASC"
+        sql = (
+            f"SELECT doc FROM events WHERE {bounded} "  # noqa: S608
+            f"ORDER BY ts {direction}, iter {direction}, seq {direction} LIMIT ? OFFSET ?"
+        )
+        rows = self.db.execute(sql, [*bound_args, int(limit), int(offset)])
+        return [json.loads(row[0]) for row in rows], total
 
     def delete_events(self, task: str, types: list[str] | None = None) -> int:
         self._require_tx()

@@ -221,25 +221,52 @@ def _sort_key(event: dict[str, Any]) -> tuple[Any, ...]:
     return (event.get("timestamp") or 0, event.get("iter") or 0)
 
 
+def _check_owner(call: Call, owner: str) -> None:
+    if as_bool(call.body.get("model_events")):
+        if not call.store.exists("models", owner):
+            raise ApiError(400, 201, f"Invalid model id: id={owner}")
+    else:
+        get_task(call, owner)
+
+
+def _metrics_spec(metrics: Any) -> dict[str, list[str] | None] | None:
+    """``[{metric, variants}]`` → {metric: [variants] or None (all)}."""
+    if not metrics:
+        return None
+    if not isinstance(metrics, list):
+        raise validation("metrics must be a list of {metric, variants}")
+    spec: dict[str, list[str] | None] = {}
+    for item in metrics:
+        if not isinstance(item, dict) or item.get("metric") is None:
+            continue
+        metric, variants = str(item["metric"]), item.get("variants")
+        if metric in spec and spec[metric] is None:
+            continue
+        spec[metric] = None if not variants else sorted({*(spec.get(metric) or []), *map(str, variants)})
+    return spec or None
+
+
 @endpoint("events.get_task_events")
 def get_task_events(call: Call) -> dict[str, Any]:
     task_id = call.require("task")
+    _check_owner(call, task_id)
     event_type = call.body.get("event_type")
     types = [event_type] if event_type and event_type != "all" else None
-    events = _owner_events(call, task_id, types)
-    check = _metric_filter(call.body.get("metrics"))
-    if check:
-        events = [e for e in events if check(e)]
-    order = call.body.get("order") or "asc"
-    events.sort(key=_sort_key, reverse=(order == "desc"))
     batch_size = as_int(call.body.get("batch_size"), "batch_size", 500) or 500
     state = _decode_scroll(call.body.get("scroll_id")) or {"offset": 0}
     offset = int(state.get("offset", 0))
-    page = events[offset : offset + batch_size]
+    page, total = call.store.events_page(
+        task_id,
+        types,
+        metrics=_metrics_spec(call.body.get("metrics")),
+        descending=(call.body.get("order") or "asc") == "desc",
+        offset=offset,
+        limit=batch_size,
+    )
     return {
         "events": page,
         "returned": len(page),
-        "total": len(events),
+        "total": total,
         "scroll_id": _encode_scroll({"offset": offset + len(page)}),
     }
 
@@ -247,24 +274,26 @@ def get_task_events(call: Call) -> dict[str, Any]:
 @endpoint("events.get_task_log")
 def get_task_log(call: Call) -> dict[str, Any]:
     task_id = call.require("task")
-    events = _owner_events(call, task_id, ["log"])
-    events.sort(key=_sort_key)
-    total = len(events)
+    _check_owner(call, task_id)
     batch_size = as_int(call.body.get("batch_size"), "batch_size", 500) or 500
     navigate_earlier = as_bool(call.body.get("navigate_earlier"), True)
     from_ts = call.body.get("from_timestamp")
-    if navigate_earlier:
-        if from_ts is not None:
-            events = [e for e in events if e["timestamp"] < float(from_ts)]
-        page = events[-batch_size:] if batch_size else []
-        default_order = "desc"
-    else:
-        if from_ts is not None:
-            events = [e for e in events if e["timestamp"] > float(from_ts)]
-        page = events[:batch_size]
-        default_order = "asc"
-    order = call.body.get("order") or default_order
-    page = sorted(page, key=_sort_key, reverse=(order == "desc"))
+    try:
+        bound = float(from_ts) if from_ts is not None else None
+    except (TypeError, ValueError):
+        raise validation("from_timestamp must be a number") from None
+    # navigate_earlier: the latest events before from_timestamp; else the earliest after it
+    page, total = call.store.events_page(
+        task_id,
+        ["log"],
+        descending=navigate_earlier,
+        limit=batch_size,
+        before_ts=bound if navigate_earlier else None,
+        after_ts=None if navigate_earlier else bound,
+    )
+    order = call.body.get("order") or ("desc" if navigate_earlier else "asc")
+    if (order == "desc") != navigate_earlier:
+        page.reverse()
     return {"events": page, "returned": len(page), "total": total}
 
 
