@@ -229,6 +229,18 @@ def test_hidden_projects(api: Api) -> None:
     assert [p["id"] for p in api.ok("projects.get_all", id=[pid])["projects"]] == [pid]
 
 
+def test_project_parent_and_shallow_search(api: Api) -> None:
+    leaf = api.ok("projects.create", name="Tree/a/b")["id"]
+    top = api.ok("projects.get_all", name="^Tree$")["projects"][0]["id"]
+    middle = api.ok("projects.get_all", name="^Tree/a$")["projects"][0]["id"]
+    below = {p["id"] for p in api.ok("projects.get_all", parent=[top])["projects"]}
+    assert below == {middle, leaf}  # every descendant
+    direct = [p["id"] for p in api.ok("projects.get_all", parent=[top], shallow_search=True)["projects"]]
+    assert direct == [middle]
+    tops = {p["id"] for p in api.ok("projects.get_all", shallow_search=True)["projects"]}
+    assert top in tops and middle not in tops
+
+
 def test_project_update_and_rename(api: Api) -> None:
     pid = api.ok("projects.create", name="Ren/old/child")["id"]
     old = api.ok("projects.get_all", name="^Ren/old$")["projects"][0]["id"]

@@ -30,7 +30,6 @@ _FILTERS = {
     "name": regex_filter,
     "basename": regex_filter,
     "description": regex_filter,
-    "parent": list_filter,
     "user": list_filter,
     "tags": tags_filter,
     "system_tags": tags_filter,
@@ -68,10 +67,25 @@ def get_by_id(call: Call) -> dict[str, Any]:
 
 @endpoint("projects.get_all", "projects.get_all_ex")
 def get_all(call: Call) -> dict[str, Any]:
+    """``parent``: the descendants of those projects, only their direct children with ``shallow_search``;
+    ``shallow_search`` alone: top-level projects only."""
     body = call.body
+    shallow = as_bool(body.get("shallow_search"))
+    parents = body.get("parent")
+    if parents is not None and not isinstance(parents, list):
+        parents = [parents]
+    call.body = {k: v for k, v in body.items() if k != "parent"}
     extra = None
-    if as_bool(body.get("shallow_search")) and "parent" not in body and not body.get("id"):
-        # top level only (the UI's shallow listing); with "parent" the parent filter already applies
+    if parents:
+        wanted = set(parents)
+
+        def extra(doc: dict[str, Any]) -> bool:
+            if shallow:
+                return doc.get("parent") in wanted
+            return bool(wanted.intersection(doc.get("path") or []))
+
+    elif shallow and not body.get("id"):
+
         def extra(doc: dict[str, Any]) -> bool:
             return not doc.get("parent")
 
