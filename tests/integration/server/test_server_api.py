@@ -349,8 +349,12 @@ def test_status_transitions(api: Api, project: str) -> None:
     api.error("tasks.started", 400, 110, task=tid)
     api.ok("tasks.reset", task=tid, force=True)
     task = api.ok("tasks.get_by_id", task=tid)["task"]
-    assert task["status"] == "created"
+    assert (task["status"], task["status_reason"]) == ("created", "reset")
     assert "started" not in task and "completed" not in task
+    # a same-state change is accepted (it refreshes the status fields)
+    api.ok("tasks.started", task=tid)
+    api.ok("tasks.started", task=tid, status_message="again")
+    assert api.ok("tasks.get_by_id", task=tid)["task"]["status_message"] == "again"
 
 
 def test_enqueue_dequeue_default_queue(api: Api, project: str) -> None:

@@ -600,7 +600,8 @@ def change_status(
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     current = doc.get("status") or "created"
-    if not force and new_status not in TRANSITIONS.get(current, set()):
+    # clearml-server allows a same-state "transition" (it only refreshes the status fields)
+    if not force and new_status != current and new_status not in TRANSITIONS.get(current, set()):
         raise ApiError(
             400,
             110,
@@ -698,12 +699,13 @@ def publish(call: Call) -> dict[str, Any]:
 
 @endpoint("tasks.reset")
 def reset(call: Call) -> dict[str, Any]:
+    """Back to ``created``, as clearml-server's reset_task: times, metrics, events, runtime, output
+    artifacts and draft output models go; ``clear_all`` also clears the execution and the script."""
     doc = get_task(call, call.require("task"))
-    force = as_bool(call.body.get("force"))
-    if doc.get("status") == "published" and not force:
-        raise ApiError(400, 110, "Invalid task status (a published task cannot be reset)", status="published")
-    if doc.get("status") == "in_progress" and not force:
-        raise ApiError(400, 110, "Invalid task status (a running task cannot be reset without force)")
+    if doc.get("status") == "published" and not as_bool(call.body.get("force")):
+        raise ApiError(
+            400, 110, f"Invalid task status (task={doc['id']}, status=published)", status="published"
+        )
     dequeued: dict[str, Any] = {}
     if doc.get("status") == "queued":
         queue_id = (doc.get("execution") or {}).get("queue")
@@ -715,8 +717,12 @@ def reset(call: Call) -> dict[str, Any]:
     removed_urls = [
         a.get("uri") for a in artifacts if a.get("uri") and (clear_all or a.get("mode") != "input")
     ]
-    execution["artifacts"] = [] if clear_all else [a for a in artifacts if a.get("mode") == "input"]
-    execution.pop("queue", None)
+    if clear_all:
+        execution = _default_execution()
+        doc["script"] = {}
+    else:
+        execution["artifacts"] = [a for a in artifacts if a.get("mode") == "input"]
+        execution.pop("queue", None)
     doc["execution"] = execution
     models = dict(doc.get("models") or {})
     model_urls = []
@@ -724,7 +730,7 @@ def reset(call: Call) -> dict[str, Any]:
     if as_bool(call.body.get("delete_output_models"), True):
         for item in models.get("output") or []:
             model = call.store.get("models", item.get("model"))
-            if model is not None and not model.get("ready"):
+            if model is not None and not model.get("ready") and model.get("task") == doc["id"]:
                 if model.get("uri"):
                     model_urls.append(model["uri"])
                 call.store.delete("models", model["id"])
@@ -734,6 +740,12 @@ def reset(call: Call) -> dict[str, Any]:
     events_deleted = call.store.delete_events(doc["id"])
     doc["last_iteration"] = 0
     doc["last_metrics"] = {}
+    doc["runtime"] = {}
+    output = dict(doc.get("output") or {})
+    output.pop("result", None)
+    output.pop("error", None)
+    doc["output"] = output
+    call.body = {**call.body, "status_reason": "reset", "status_message": "reset"}
     fields = change_status(
         call,
         doc,
