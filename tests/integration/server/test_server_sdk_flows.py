@@ -188,6 +188,17 @@ def flows(clearml_server_factory: Any, tmp_path_factory: pytest.TempPathFactory)
             ),
         )
     work.start("delete", lambda: run_flow(server, "delete.py", root / "delete", str(root / "delete-work")))
+
+    def reuse_twice() -> dict[str, Any]:
+        # the SDK's default: a second Task.init with the same project/name under the same HOME reuses
+        # (resets) the first task
+        runs = [
+            run_flow(server, "reuse.py", root / "reuse", label, env_drop=("CLEARML_TASK_NO_REUSE",))
+            for label in ("first", "second-run")
+        ]
+        return {"runs": runs}
+
+    work.start("reuse", reuse_twice)
     work.join()
     work.results["server"] = server
     return work
@@ -199,10 +210,14 @@ def _ok(value: Any) -> Any:
     return value
 
 
-@pytest.mark.parametrize("name", ["train", "datasets", "datasets_read", "serving_read", "readback", "delete"])
+@pytest.mark.parametrize(
+    "name", ["train", "datasets", "datasets_read", "serving_read", "readback", "delete", "reuse"]
+)
 def test_no_reply_failed_to_parse(flows: Background, name: str) -> None:
     """The SDK parses every reply into its typed classes; a mismatch only logs a warning, so look for it."""
-    assert flows.get(name)["parse_warnings"] == []
+    result = flows.get(name)
+    for run in result.get("runs", [result]):
+        assert run["parse_warnings"] == []
 
 
 # --- training ---------------------------------------------------------------------------------------
@@ -493,3 +508,21 @@ def test_task_and_model_delete(flows: Background) -> None:
     for model_id in (deleted["output_model_id"], deleted["standalone_model_id"]):
         reply = server.call("models.get_by_id", model=model_id)
         assert (reply["meta"]["result_code"], reply["meta"]["result_subcode"]) == (400, 201)
+
+
+# --- task reuse -------------------------------------------------------------------------------------
+def test_task_init_reuses_and_resets_the_previous_task(flows: Background) -> None:
+    first, second = flows.get("reuse")["runs"]
+    assert second["task_id"] == first["task_id"]
+    assert "overwriting (reusing) task id=" in second["_stdout"]
+    server = flows.get("server")
+    task = server.call("tasks.get_by_id", task=first["task_id"])["data"]["task"]
+    assert task["status"] == "completed"
+    scalars = server.call("events.get_task_events", task=first["task_id"], event_type="training_stats_scalar")
+    assert [(e["iter"], e["value"]) for e in scalars["data"]["events"]] == [
+        (10, 10.0)
+    ]  # the first run's are gone
+    log = server.call("events.get_task_log", task=first["task_id"], batch_size=1000)["data"]["events"]
+    text = "\n".join(e["msg"] for e in log)
+    assert "REUSE-RUN-second-run" in text
+    assert "REUSE-RUN-first" not in text
