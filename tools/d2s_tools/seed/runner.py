@@ -8,7 +8,16 @@ task reuse, the API version picked by the first call). Every flow gets:
 - the target server from the ``CLEARML_*`` variables of the caller;
 - ``HTTPS_PROXY``/``HTTP_PROXY`` pointing at a closed local port with ``NO_PROXY`` for the loopback, so
   the SDK's update check (``https://updates.clear.ml``) fails at once instead of leaving the machine;
-- ``PYTHONPATH`` that makes ``d2s_tools`` importable.
+- ``PYTHONPATH`` that makes ``d2s_tools`` importable;
+- a ``~/clearml.conf`` that only sets ``sdk.development.report_use_subprocess: false``.
+
+Why the last one: on Linux the SDK forks its reporter (``report_use_subprocess``, default true) after it
+has opened keep-alive connections, and parent and child then share the pooled sockets. Seen on the
+wire (a logging proxy between the SDK and the server): the parent's ``models.get_by_id`` headers, the
+child's whole ``events.add_batch``, then the parent's body, all on one TCP connection; the server
+answers garbage with 400, one process reads the other's reply and the other waits out the SDK's 300 s
+read timeout, then resends (duplicate log lines). About one seed run in three hit it with two training
+processes. Reporting from threads (the SDK's own alternative) avoids the fork.
 """
 
 from __future__ import annotations
@@ -83,7 +92,17 @@ def flow_env(server: dict[str, str], home: Path, extra: dict[str, str] | None = 
         }
     )
     env.update(extra or {})
+    (home / "clearml.conf").write_text(_CLEARML_CONF, encoding="utf-8")
     return env
+
+
+_CLEARML_CONF = """# written by d2s_tools.seed: report from threads, not from a forked subprocess (see runner.py)
+sdk {
+  development {
+    report_use_subprocess: false
+  }
+}
+"""
 
 
 @dataclass
