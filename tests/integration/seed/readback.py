@@ -48,7 +48,7 @@ def plain(value: Any) -> Any:
 
 
 def read_dataset(seed: dict[str, Any]) -> dict[str, Any]:
-    from clearml import Dataset, Task  # noqa: PLC0415
+    from clearml import Dataset, Task
 
     out: dict[str, Any] = {}
     ds_seed = seed["dataset"]
@@ -100,7 +100,7 @@ def read_dataset(seed: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_task(record: dict[str, Any]) -> dict[str, Any]:
-    from clearml import StorageManager, Task  # noqa: PLC0415
+    from clearml import StorageManager, Task
 
     task = Task.get_task(task_id=record["id"])
     out: dict[str, Any] = {}
@@ -142,7 +142,7 @@ def read_task(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_model(model_id: str) -> dict[str, Any]:
-    from clearml import Model  # noqa: PLC0415
+    from clearml import Model
 
     model = Model(model_id=model_id)
     out: dict[str, Any] = {}
@@ -170,7 +170,7 @@ def model_files(model: Any) -> dict[str, dict[str, Any]]:
 
 
 def read_service(service: dict[str, Any]) -> dict[str, Any]:
-    from clearml import Task  # noqa: PLC0415
+    from clearml import Task
 
     task = Task.get_task(task_id=service["id"])
     out: dict[str, Any] = {}

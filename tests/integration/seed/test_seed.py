@@ -19,17 +19,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from d2s_tools.seed import runner, spec
+from d2s_tools.seed import spec
 from d2s_tools.seed.expected import run_onnx
 
 TOOLS = Path(__file__).resolve().parents[3] / "tools"
 READBACK = Path(__file__).resolve().parent / "readback.py"
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
-
-
-def _sdk_env(environ: dict[str, str], home: Path) -> dict[str, str]:
-    return runner.flow_env(runner.server_env(environ), home)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +53,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         back_file = root / "readback.json"
         back_run = subprocess.run(
             [sys.executable, str(READBACK), str(out), str(back_file)],
-            env=_sdk_env(env, root / "readback-home"),
+            env=server.flow_env(root / "readback-home"),
             capture_output=True,
             text=True,
             timeout=600,
