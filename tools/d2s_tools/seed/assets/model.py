@@ -18,6 +18,7 @@ Generic: it knows nothing about the model it serves. Layout (Triton model reposi
 - ``intra_op_threads`` parameter (default 1) sets onnxruntime's thread count.
 
 A failing request gets an error response; the other requests of the batch are still answered.
+Python 3.8+ (whatever Python the Triton image's python backend stub runs), numpy and onnxruntime.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def pair_names(configured: list[str], graph: list[str], kind: str) -> tuple[dict
     if all(name in graph for name in configured):
         return {name: name for name in configured}, None
     if len(configured) == len(graph):
-        mapping = dict(zip(configured, graph, strict=True))
+        mapping = {configured[i]: graph[i] for i in range(len(graph))}
         return mapping, f"{kind} names {configured} not in the ONNX graph {graph}; paired in order"
     raise ValueError(f"{kind} names {configured} do not match the ONNX graph's {graph}")
 
@@ -129,8 +130,8 @@ class TritonPythonModel:
             feeds[graph_name] = np.asarray(tensor.as_numpy(), dtype=dtype)
         results = self.session.run([graph_name for _, graph_name, _ in self.outputs], feeds)
         tensors = [
-            pb_utils.Tensor(name, np.ascontiguousarray(np.asarray(value, dtype=dtype)))
-            for (name, _, dtype), value in zip(self.outputs, results, strict=True)
+            pb_utils.Tensor(name, np.ascontiguousarray(np.asarray(results[index], dtype=dtype)))
+            for index, (name, _, dtype) in enumerate(self.outputs)
         ]
         return pb_utils.InferenceResponse(output_tensors=tensors)
 

@@ -286,3 +286,13 @@ def test_triton_broken_model_fails_alone(triton_server: Any) -> None:
     assert index["broken"].get("state") == "UNAVAILABLE"
     assert "no ONNX model" in index["broken"].get("reason", "")
     assert client.is_model_ready("iris_onnx")
+
+
+@pytest.mark.parametrize("name", ["model.py", "preprocess_triton.py", "preprocess_custom.py"])
+def test_serving_code_parses_as_python_38(name: str) -> None:
+    """The serving code runs under whatever Python the Triton image or the clearml-serving container has."""
+    import ast
+
+    source = (spec.ASSETS_DIR / name).read_text(encoding="utf-8")
+    ast.parse(source, filename=name, feature_version=(3, 8))
+    assert "strict=True" not in source, "zip(strict=...) needs Python 3.10"
