@@ -5,9 +5,12 @@ the storage root, large and chunked uploads."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -176,3 +179,51 @@ def test_required_auth(clearml_server_factory: Any) -> None:
     assert requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=30).content == b"x"
     assert requests.get(url, auth=(server.access_key, server.secret_key), timeout=30).content == b"x"
     assert requests.get(f"{server.files_url}/", timeout=30).text == "OK"  # the ping stays open
+
+
+def test_path_conflicts_are_400(clearml_server: ServerHandle) -> None:
+    assert upload(clearml_server, {"/conflict/dir/file.txt": b"x"}).status_code == 200
+    reply = upload(clearml_server, {"/conflict/dir": b"a file where a directory is"})
+    assert reply.status_code == 400
+    reply = upload(clearml_server, {"/conflict/dir/file.txt/below.txt": b"below a file"})
+    assert reply.status_code == 400
+    assert requests.get(url_of(clearml_server, "/conflict/dir/file.txt"), timeout=30).content == b"x"
+
+
+def test_upload_cut_by_sigkill_leaves_nothing_visible(clearml_server_factory: Any) -> None:
+    server = clearml_server_factory("cut-upload")
+    boundary = "cutboundary"
+    started = threading.Event()
+
+    def body() -> Iterator[bytes]:
+        yield (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="/cut/partial.bin"; '
+            f'filename="/cut/partial.bin"\r\n\r\n'
+        ).encode()
+        for _ in range(200):
+            yield b"x" * 65536
+            started.set()
+            time.sleep(0.05)
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    def send() -> None:
+        with contextlib.suppress(requests.RequestException):
+            requests.post(
+                f"{server.files_url}/",
+                data=body(),
+                headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+                timeout=60,
+            )
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    assert started.wait(30)
+    time.sleep(0.5)
+    staged = list((server.data_dir / "uploads.tmp").iterdir())
+    assert staged, "the upload should be in progress"
+    server.kill()
+    sender.join(60)
+    assert not (server.data_dir / "files" / "cut" / "partial.bin").exists()
+    server.start()
+    assert list((server.data_dir / "uploads.tmp").iterdir()) == []  # debris removed at start
+    assert requests.get(url_of(server, "/cut/partial.bin"), timeout=30).status_code == 404

@@ -51,6 +51,10 @@ class LocalServer:
         self.store = Store(self.data_dir)
         files_root = self.data_dir / "files"
         files_root.mkdir(parents=True, exist_ok=True)
+        # uploads are written here, then renamed into files/ (same file system) once complete
+        upload_tmp = self.data_dir / "uploads.tmp"
+        upload_tmp.mkdir(parents=True, exist_ok=True)
+        remove_partial_uploads(upload_tmp)
         ssl_context = None
         if tls_cert:
             ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -69,6 +73,7 @@ class LocalServer:
                 self.app,
                 ssl_context,
                 files_root=files_root,
+                upload_tmp=upload_tmp,
                 require_auth=require_files_auth,
             )
             self.web = Server((host, web_port), WebHandler, self.app, ssl_context)
@@ -101,6 +106,20 @@ class LocalServer:
 
     def _threads_started(self) -> bool:
         return bool(getattr(self, "_threads", None))
+
+
+def remove_partial_uploads(tmp_dir: Path) -> int:
+    """Delete what uploads cut short by a crash left in the upload staging directory."""
+    removed = 0
+    for path in tmp_dir.iterdir():
+        try:
+            path.unlink()
+            removed += 1
+        except OSError:
+            pass
+    if removed:
+        LOG.warning("removed %d partial upload(s) left by an earlier crash", removed)
+    return removed
 
 
 def build_parser() -> argparse.ArgumentParser:

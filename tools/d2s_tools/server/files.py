@@ -104,12 +104,13 @@ class BodyReader:
 
 
 class DurableFile:
-    """A file written under a temporary name, fsync'd and renamed into place on ``commit``."""
+    """A file written in ``tmp_dir`` (same file system as the target), fsync'd and renamed into place on
+    ``commit``: readers never see a partial file, and a crash leaves debris only in ``tmp_dir``."""
 
-    def __init__(self, target: Path) -> None:
+    def __init__(self, target: Path, tmp_dir: Path) -> None:
         self.target = target
         target.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = target.with_name(f".{target.name[:200]}.{uuid.uuid4().hex[:8]}.part")
+        self.tmp = tmp_dir / f"{uuid.uuid4().hex}.part"
         self.handle = open(self.tmp, "wb")  # noqa: SIM115 - closed in commit/abort
         self.size = 0
 

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import logging
@@ -15,6 +16,7 @@ import socket
 import ssl
 import threading
 import traceback
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -61,10 +63,34 @@ class Server(ThreadingHTTPServer):
         LOG.debug("connection from %s failed: %s", client_address, traceback.format_exc())
 
 
+def _guarded(method: Callable[..., None]) -> Callable[..., None]:
+    """Answer 400 (never a dropped connection, never a 5xx) when a handler fails unexpectedly."""
+
+    @functools.wraps(method)
+    def wrapper(self: _Base, *args: Any, **kwargs: Any) -> None:
+        self._response_started = False
+        try:
+            method(self, *args, **kwargs)
+        except (ConnectionError, TimeoutError, ssl.SSLError):
+            self.close_connection = True
+        except Exception as exc:  # a 400 with the reason beats a reset connection
+            LOG.warning("%s %s failed: %s", self.command, self.path, traceback.format_exc())
+            self.close_connection = True
+            if not self._response_started:
+                self._send_json(400, {"error": f"{type(exc).__name__}: {exc}"})
+
+    return wrapper
+
+
 class _Base(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: Server
     server_version = "d2s-clearml-server"
+    _response_started = False
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self._response_started = True
+        super().send_response(code, message)
 
     def log_message(self, format: str, *args: Any) -> None:
         LOG.debug("%s %s", self.address_string(), format % args)
@@ -110,6 +136,7 @@ class _Base(BaseHTTPRequestHandler):
 class ApiHandler(_Base):
     """``/v<version>/<service>.<action>`` (and unversioned ``/auth.login``): GET/POST with a JSON body."""
 
+    @_guarded
     def _handle(self) -> None:
         url = urlsplit(self.path)
         parts = [p for p in url.path.split("/") if p]
@@ -188,6 +215,7 @@ class FilesHandler(_Base):
         raw = unquote(urlsplit(self.path).path, errors="surrogateescape")
         return safe_path(self.root, raw)
 
+    @_guarded
     def do_GET(self, head: bool = False) -> None:
         path = urlsplit(self.path).path
         try:
@@ -223,6 +251,7 @@ class FilesHandler(_Base):
     def do_HEAD(self) -> None:
         self.do_GET(head=True)
 
+    @_guarded
     def do_DELETE(self) -> None:
         try:
             self._reader().drain()
@@ -242,6 +271,7 @@ class FilesHandler(_Base):
         target.unlink()
         self._send_json(200, {"deleted": object_name(self.root, target)})
 
+    @_guarded
     def do_POST(self) -> None:
         url = urlsplit(self.path)
         if not self._authorized():
@@ -260,7 +290,8 @@ class FilesHandler(_Base):
             prefix = unquote(url.path, errors="surrogateescape").strip("/")
 
             def open_part(name: str) -> DurableFile:
-                return DurableFile(safe_path(self.root, f"{prefix}/{name}" if prefix else name))
+                target = safe_path(self.root, f"{prefix}/{name}" if prefix else name)
+                return DurableFile(target, self.server.options["upload_tmp"])
 
             saved = parse_multipart(reader, match.group(1).encode("latin-1"), open_part)
         except (BadUpload, BadPath) as exc:
@@ -300,6 +331,7 @@ def _quote_name(name: str) -> str:
 class WebHandler(_Base):
     """A placeholder for the ClearML web UI: one page with the server's URLs."""
 
+    @_guarded
     def do_GET(self, head: bool = False) -> None:
         try:
             self._reader().drain()
