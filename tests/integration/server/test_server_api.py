@@ -574,6 +574,17 @@ def test_events(api: Api, project: str) -> None:
     assert log["total"] == 4
     first = api.ok("events.get_task_events", task=tid, event_type="training_stats_scalar", batch_size=3)
     assert (first["returned"], first["total"]) == (3, 6)
+    assert set(first["events"][0]) == {
+        "type",
+        "task",
+        "iter",
+        "metric",
+        "variant",
+        "value",
+        "timestamp",
+        "worker",
+        "@timestamp",
+    }
     rest = api.ok(
         "events.get_task_events",
         task=tid,

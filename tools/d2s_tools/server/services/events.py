@@ -20,6 +20,7 @@ from .common import as_bool, as_int, get_task, str_list
 
 EVENT_TYPES = ("training_stats_scalar", "training_stats_vector", "training_debug_image", "plot", "log")
 SINGLE_VALUE_ITER = -(2**31)
+_REQUEST_ONLY_KEYS = ("model", "method", "allow_locked", "model_event")
 
 
 def _hash(text: str) -> str:
@@ -84,7 +85,8 @@ def _number(value: Any) -> float | None:
 def _normalize_event(event: dict[str, Any], owner: str, worker: str, received: str) -> None:
     """Fill in what clearml-server fills in: ids, times, iteration, names, numeric scalar values."""
     event["task"] = owner
-    event.pop("model", None)
+    for key in _REQUEST_ONLY_KEYS:  # fields of the add request, not of the event
+        event.pop(key, None)
     timestamp = event.get("timestamp")
     event["timestamp"] = int(timestamp) if isinstance(timestamp, (int, float)) and timestamp else now_ms()
     iteration = event.get("iter")
