@@ -47,6 +47,8 @@ class Server(ThreadingHTTPServer):
         self.app = app
         self.ssl_context = ssl_context
         self.options = options
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
         super().__init__(address, handler)
 
     def get_request(self) -> tuple[socket.socket, Any]:
