@@ -442,10 +442,16 @@ class ImportCore:
         site_id = self._create_task(dev_id, record, pid)
         self.map["tasks"][dev_id] = site_id
         folder = f"{rec.get('project') or 'imported'}/{record.get('name')}.{site_id}"
-        # output models first, so that every reference of the task can be remapped
+        # output models first, so that every reference of the task can be remapped. A task and its
+        # output models complete together: models left by a killed run point at the removed task.
         for model_id, model in self.manifest["models"].items():
-            if model.get("task") == dev_id and model_id not in self.map["models"]:
-                self._import_model(model_id, model, site_task=site_id, folder=folder)
+            if model.get("task") != dev_id:
+                continue
+            stale = self.site.find_model(model_id)
+            if stale:
+                self.client.call("models.delete", {"model": stale["id"], "force": True})
+                self.map["models"].pop(model_id, None)
+            self._import_model(model_id, model, site_task=site_id, folder=folder)
         ids = self.id_map
         self._edit_task(site_id, record, ids, output_dest=self.client.files_host)
         artifacts = []
