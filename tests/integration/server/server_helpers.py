@@ -36,6 +36,7 @@ def run_flow(
     *args: str,
     env_extra: dict[str, str] | None = None,
     env_drop: tuple[str, ...] = (),
+    timeout: float = FLOW_TIMEOUT,
 ) -> dict[str, Any]:
     """Run ``flows/<script>`` against ``server``; returns the JSON it wrote."""
     out = home / f"{Path(script).stem}.json"
@@ -49,7 +50,7 @@ def run_flow(
             cwd=home,
             capture_output=True,
             text=True,
-            timeout=FLOW_TIMEOUT,
+            timeout=timeout,
             check=False,
         )
     except subprocess.TimeoutExpired as exc:
@@ -103,7 +104,7 @@ class Background:
         self.threads[name] = thread
         thread.start()
 
-    def join(self, *names: str, timeout: float = FLOW_TIMEOUT + 60) -> None:
+    def join(self, *names: str, timeout: float = 700) -> None:
         for name in names or list(self.threads):
             self.threads[name].join(timeout)
             if self.threads[name].is_alive():

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from server_helpers import Background, run_cli, run_flow
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 TRITON_IO = [
     "--input-size",

@@ -88,7 +88,7 @@ paused = False
 if pause_file is not None and resume_file is not None:
     task.flush(wait_for_uploads=True)
     pause_file.write_text(task.id, encoding="utf-8")
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 400  # the test resumes once its other phase-1 flows are done
     while not resume_file.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     paused = resume_file.exists()
