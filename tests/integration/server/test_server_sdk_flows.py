@@ -241,6 +241,16 @@ def test_scalars_read_back(flows: Background) -> None:
     assert set(scalars) == set(train["scalars"])
 
 
+def test_last_scalar_metrics(flows: Background) -> None:
+    train, back = flows.get("train"), flows.get("readback")
+    last = _ok(back["last_scalars"])
+    for title, series in train["scalars"].items():
+        for name, values in series.items():
+            assert last[title][name] == pytest.approx(
+                {"last": values[-1], "min": min(values), "max": max(values)}
+            )
+
+
 def test_console_read_back(flows: Background) -> None:
     train, back = flows.get("train"), flows.get("readback")
     console = _ok(back["console"])

@@ -31,6 +31,7 @@ out["by_id"] = {
 by_name = Task.get_task(project_name=train["project"], task_name=train["name"])
 out["by_name_id"] = by_name.id
 out["scalars"] = probe(task.get_reported_scalars)
+out["last_scalars"] = probe(task.get_last_scalar_metrics)
 out["console"] = probe(lambda: "\n".join(task.get_reported_console_output(number_of_reports=1000)))
 out["plots"] = probe(
     lambda: sorted((p["metric"], p["variant"], p["iter"]) for p in task.get_reported_plots())
