@@ -375,6 +375,8 @@ def iter_blob_refs(data: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     yield from _task_refs(data)
     for did, ds in data["dataset_versions"].items():
         yield f"dataset_versions[{did!r}].state", ds["state"]
+        if ds.get("record"):
+            yield f"dataset_versions[{did!r}].record", ds["record"]
         yield from _files(ds["files"], f"dataset_versions[{did!r}].files")
         yield from _files(ds.get("chunks", []), f"dataset_versions[{did!r}].chunks")
     for i, code in enumerate(data["code"]):
@@ -394,6 +396,8 @@ def _task_refs(data: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
         yield f"task_records[{tid!r}].record", task["record"]
         if task.get("events"):
             yield f"task_records[{tid!r}].events", task["events"]
+        for i, digest in enumerate(task.get("event_blobs", [])):
+            yield f"task_records[{tid!r}].event_blobs[{i}]", digest
         for i, art in enumerate(task.get("artifacts", [])):
             if art.get("blob"):
                 yield f"task_records[{tid!r}].artifacts[{i}]", art["blob"]

@@ -253,6 +253,7 @@ MANIFEST_SCHEMA: dict[str, Any] = {
                 "parent": _NULLABLE_ID,
                 "record": _ref("digest"),
                 "events": _NULLABLE_DIGEST,
+                "event_blobs": {"type": "array", "items": _ref("digest")},
                 "artifacts": {"type": "array", "items": _ref("artifact")},
             },
         ),

@@ -170,7 +170,7 @@ class ExportCore:
             },
             "bytes": {**bytes_by_kind, "total": sum(bytes_by_kind.values()), "downloaded": self.downloaded},
             "redactions": manifest["redactions"],
-            "warnings": dep.warnings + self._warnings_extra + list(done.get("warnings") or []),
+            "notes": dep.warnings + self._warnings_extra + list(done.get("warnings") or []),
             "plan": plan,
             **(
                 {"diff": {"before": {"digest": old_digest}, "after": {"digest": digest}}} if self.diff else {}
@@ -285,12 +285,14 @@ class ExportCore:
         redacted = redact_task(doc, self.redactor) if self.params.get("redact", True) else doc
         record_blob = self.put_bytes(canonical_json(redacted), "task-record")
         events_blob = None
+        event_blobs: list[str] = []
         if self.params.get("include_events", True):
             events = reader.task_events(doc["id"])
             for ev in events.get("training_debug_image", []):
                 if ev.get("url"):
                     try:
                         ev["d2s_blob"] = self.fetch(ev["url"], "debug-image")
+                        event_blobs.append(ev["d2s_blob"])
                     except ClearmlModuleError as exc:
                         reader.dep.warnings.append(
                             f"Task {doc['id']}: debug image {ev['url']} not exported: {exc.msg}"
@@ -305,6 +307,7 @@ class ExportCore:
             "parent": doc.get("parent"),
             "record": record_blob,
             "events": events_blob,
+            "event_blobs": sorted(set(event_blobs)),
             "artifacts": self._artifacts(doc),
         }
 

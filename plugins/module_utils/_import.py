@@ -651,7 +651,7 @@ class ImportCore:
             "id_map": id_map,
             "created": {k: len(v) for k, v in plan["to_create"].items()},
             "existing": {k: len(v) for k, v in plan["existing"].items()},
-            "warnings": self.warnings,
+            "notes": self.warnings,
         }
         if import_info is not None:
             result["import_info"] = import_info

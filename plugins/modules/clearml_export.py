@@ -162,8 +162,8 @@ redactions:
   type: list
   elements: dict
   sample: [{"object_kind": "task", "object_id": "0123", "path": "container.arguments[1]", "rule": "secret-name"}]
-warnings:
-  description: Things the export noticed and went on (a model without a creating task, a gone monitored model).
+notes:
+  description: Things the export noticed and went on (also emitted as warnings) (a model without a creating task, a gone monitored model).
   returned: always
   type: list
   elements: str
@@ -206,8 +206,8 @@ def main() -> None:
         result = ExportCore(module.params, check_mode=module.check_mode, diff=module._diff).run()
     except ClearmlModuleError as exc:
         module.fail_json(msg=exc.msg, exception=traceback.format_exc(), **exc.result)
-    for warning in result.get("warnings", []):
-        module.warn(warning)
+    for note in result.get("notes", []):
+        module.warn(note)
     module.exit_json(**result)
 
 

@@ -119,8 +119,8 @@ import_info:
   returned: changed and not check mode
   type: dict
   sample: {"bundle_digest": "sha256:5dd2", "site": "site_a", "map": {"models": {"0a1b": "9f8e"}}}
-warnings:
-  description: Things noticed along the way (clashes imported alongside).
+notes:
+  description: Things noticed along the way (clashes imported alongside); also emitted as warnings.
   returned: always
   type: list
   elements: str
@@ -130,6 +130,7 @@ warnings:
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
+
 from ansible_collections.deploy2standalone.clearml.plugins.module_utils._common import (
     ClearmlModuleError,
     generate_argspec,
@@ -155,8 +156,8 @@ def main() -> None:
         result = ImportCore(module.params, check_mode=module.check_mode, diff=module._diff).run()
     except ClearmlModuleError as exc:
         module.fail_json(msg=exc.msg, exception=traceback.format_exc(), **exc.result)
-    for warning in result.get("warnings", []):
-        module.warn(warning)
+    for note in result.get("notes", []):
+        module.warn(note)
     module.exit_json(**result)
 
 

@@ -311,7 +311,7 @@ def test_name_clash_policy(seeded_dev, bundle_dir, fresh_server, tmp_path) -> No
         tmp_path, "clearml_import", {**import_args(fresh_server, bundle_dir, tmp_path), "on_clash": "coexist"}
     )
     assert res.get("failed") is not True, res
-    assert any("name clash" in w for w in res["warnings"])
+    assert any("name clash" in w for w in res["notes"])
 
 
 if __name__ == "__main__":  # pragma: no cover
