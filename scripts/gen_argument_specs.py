@@ -41,7 +41,17 @@ def generate(role_dir: Path) -> None:
     old = yaml.safe_load(spec_path.read_text())["argument_specs"]["main"] if spec_path.exists() else {}
     options = {}
     for name, value in defaults.items():
-        kind = "bool" if isinstance(value, bool) else "list" if isinstance(value, list) else "int" if isinstance(value, int) else "dict" if isinstance(value, dict) else "str"
+        kind = (
+            "bool"
+            if isinstance(value, bool)
+            else "list"
+            if isinstance(value, list)
+            else "int"
+            if isinstance(value, int)
+            else "dict"
+            if isinstance(value, dict)
+            else "str"
+        )
         opt = {"description": comments.get(name) or name, "type": kind, "default": value}
         if kind == "list":
             opt["elements"] = "str"
@@ -57,7 +67,9 @@ def generate(role_dir: Path) -> None:
         "author": old.get("author") or ["deploy2standalone contributors"],
         "options": options,
     }
-    spec_path.write_text("---\n" + yaml.dump({"argument_specs": {"main": main}}, Dumper=_Dumper, sort_keys=False, width=120))
+    spec_path.write_text(
+        "---\n" + yaml.dump({"argument_specs": {"main": main}}, Dumper=_Dumper, sort_keys=False, width=120)
+    )
 
 
 if __name__ == "__main__":

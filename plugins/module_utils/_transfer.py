@@ -82,7 +82,12 @@ class TransferCore:
             except bundle.BundleError:
                 pass  # damaged: assemble again
         if self.check_mode:
-            return {"changed": True, "content_digest": digest, "blobs": len(_blob_names(src)), "path": str(dest)}
+            return {
+                "changed": True,
+                "content_digest": digest,
+                "blobs": len(_blob_names(src)),
+                "path": str(dest),
+            }
         store = bundle.BlobStore(store_root)
         staging = dest.with_name(dest.name + ".assembling")
         if os.path.lexists(staging):
