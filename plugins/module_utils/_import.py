@@ -126,6 +126,7 @@ class ImportCore:
         self.created: dict[str, list[str]] = {k: [] for k in self.map}
         self.existing: dict[str, list[str]] = {k: [] for k in self.map}
         self.warnings: list[str] = []
+        self.updated: list[str] = []
         self.tmp = ""
 
     # -- helpers -------------------------------------------------------------------------------------
@@ -203,8 +204,9 @@ class ImportCore:
         self.tmp = tempfile.mkdtemp(prefix="d2s-import-")
         try:
             plan = self._plan()
-            if self.check_mode or not plan["to_create"]:
-                return self._result(plan, changed=bool(plan["to_create"]))
+            pending = bool(plan["to_create"] or plan["to_update"])
+            if self.check_mode or not pending:
+                return self._result(plan, changed=pending)
             self._clash_check(plan)
             self._import_all()
             info = self._write_import_info()
@@ -215,7 +217,7 @@ class ImportCore:
     def _plan(self) -> dict[str, Any]:
         """What exists (complete) and what would be created, per kind, by dev id."""
         m = self.manifest
-        plan: dict[str, Any] = {"existing": {}, "to_create": {}}
+        plan: dict[str, Any] = {"existing": {}, "to_create": {}, "to_update": {}}
 
         def note(kind: str, dev_id: str, found: dict[str, Any] | None) -> None:
             if found and COMPLETE in (found.get("system_tags") or []):
@@ -231,7 +233,12 @@ class ImportCore:
         for dev_id in m["models"]:
             note("models", dev_id, self.site.find_model(dev_id))
         if m.get("serving"):
-            note("serving", m["serving"]["id"], self.site.find_task(m["serving"]["id"]))
+            found = self.site.find_task(m["serving"]["id"])
+            note("serving", m["serving"]["id"], found)
+            tags = (found or {}).get("system_tags") or []
+            if COMPLETE in tags and BUNDLE_TAG + self.digest[7:19] not in tags:
+                # The serving service follows the newest bundle: its endpoints may have changed in dev.
+                plan["to_update"] = {"serving": [m["serving"]["id"]]}
         return plan
 
     def _clash_check(self, plan: dict[str, Any]) -> None:
@@ -581,7 +588,11 @@ class ImportCore:
     # -- serving -------------------------------------------------------------------------------------
     def _import_serving(self, serving: dict[str, Any]) -> None:
         dev_id = serving["id"]
-        if self._claim("serving", dev_id, self.site.find_task(dev_id)):
+        site_id = self._claim("serving", dev_id, self.site.find_task(dev_id))
+        if site_id:
+            tags = self.client.call("tasks.get_by_id", {"task": site_id})["task"].get("system_tags") or []
+            if BUNDLE_TAG + self.digest[7:19] not in tags:
+                self._update_serving(serving, site_id)
             return
         record = (
             self.blob_json(serving["record"])
@@ -624,6 +635,73 @@ class ImportCore:
         self._complete_task(site_id)
         self.created["serving"].append(dev_id)
 
+    def _update_serving(self, serving: dict[str, Any], site_id: str) -> None:
+        """Bring an imported serving service to this bundle's state: configuration objects (site-written
+        ones such as ``model_monitoring_eps`` are kept), hyperparameters, preprocess artifacts, input models."""
+        record = self.blob_json(serving["record"])
+        ids = self.id_map
+        current = self.client.call("tasks.get_by_id", {"task": site_id})["task"]
+        configuration = dict(current.get("configuration") or {})
+        configuration.update(remap_ids(record.get("configuration") or {}, ids))
+        self.client.call(
+            "tasks.edit",
+            {
+                "task": site_id,
+                "force": True,
+                "configuration": configuration,
+                "hyperparams": remap_ids(record.get("hyperparams") or {}, ids),
+            },
+        )
+        folder = f"{serving.get('project') or 'DevOps'}/{record.get('name')}.{site_id}"
+        have = list((current.get("execution") or {}).get("artifacts") or [])
+        docs = {a.get("key"): a for a in (record.get("execution") or {}).get("artifacts") or []}
+        order = {key: i for i, key in enumerate(docs)}
+        wanted = sorted(serving.get("preprocess") or {}, key=lambda k: order.get(k, len(order)))
+        have_keys = [a.get("key") for a in have if a.get("key") in docs or a.get("key") in wanted]
+        same = have_keys == wanted and all(
+            next(a for a in have if a.get("key") == k).get("hash") == serving["preprocess"][k].get("hash")
+            for k in wanted
+        )
+        if not same:
+            # Re-add every preprocess artifact in dev's order (the server appends new keys at the end).
+            if have_keys:
+                self.client.call(
+                    "tasks.delete_artifacts",
+                    {
+                        "task": site_id,
+                        "artifacts": [{"key": k, "mode": "output"} for k in have_keys],
+                        "force": True,
+                    },
+                )
+            artifacts = []
+            for key in wanted:
+                pre = serving["preprocess"][key]
+                new = {
+                    k: v
+                    for k, v in docs.get(key, {"key": key, "type": pre.get("type") or "custom"}).items()
+                    if k != "uri"
+                }
+                new["uri"] = self.upload(pre["blob"], f"{folder}/artifacts/{key}/{_unquote(pre['filename'])}")
+                new["hash"] = pre.get("hash") or new.get("hash")
+                artifacts.append(new)
+            self.client.call(
+                "tasks.add_or_update_artifacts", {"task": site_id, "artifacts": artifacts, "force": True}
+            )
+        inputs = [
+            {**ref, "model": ids[ref["model"]]}
+            for ref in (record.get("models") or {}).get("input") or []
+            if ref.get("model") in ids
+        ]
+        self.client.call(
+            "tasks.edit", {"task": site_id, "force": True, "models": {"input": inputs, "output": []}}
+        )
+        tags = [t for t in current.get("system_tags") or [] if not t.startswith(BUNDLE_TAG)]
+        self.client.call(
+            "tasks.edit",
+            {"task": site_id, "force": True, "system_tags": sorted({*tags, BUNDLE_TAG + self.digest[7:19]})},
+        )
+        self.updated.append(serving["id"])
+
     # -- result --------------------------------------------------------------------------------------
     def _write_import_info(self) -> dict[str, Any]:
         info = {
@@ -651,6 +729,7 @@ class ImportCore:
             "id_map": id_map,
             "created": {k: len(v) for k, v in plan["to_create"].items()},
             "existing": {k: len(v) for k, v in plan["existing"].items()},
+            "updated": {k: len(v) for k, v in plan["to_update"].items()},
             "notes": self.warnings,
         }
         if import_info is not None:

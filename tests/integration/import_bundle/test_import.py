@@ -316,3 +316,44 @@ def test_name_clash_policy(seeded_dev, bundle_dir, fresh_server, tmp_path) -> No
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-x"]))
+
+
+def test_newer_bundle_creates_only_what_is_new(seeded_dev, bundle_dir, fresh_server, tmp_path) -> None:
+    """A first bundle with part of the endpoints, then the full one: shared objects are not created
+    again, the new ones are, and the site's serving service follows the newer bundle."""
+    small = tmp_path / "small"
+    args = {
+        **seeded_dev.module_args(),
+        "serving_id": seeded_dev.seed["serving"]["id"],
+        "dest": str(small),
+        "endpoints": ["iris_custom/1"],
+        "include_code": False,
+    }
+    res = run(tmp_path, "clearml_export", args)
+    assert res.get("failed") is not True, res
+    first = run(tmp_path, "clearml_import", import_args(fresh_server, small, tmp_path))
+    assert first.get("failed") is not True, first
+    c = client(fresh_server)
+    svc_id = next(iter(first["id_map"]["serving"].values()))
+    eps = c.call("tasks.get_by_id", {"task": svc_id})["task"]["configuration"]["endpoints"]["value"]
+    before = site_inventory(fresh_server)
+    second = run(tmp_path, "clearml_import", import_args(fresh_server, bundle_dir, tmp_path))
+    assert second.get("failed") is not True, second
+    assert second["changed"] is True
+    assert second["existing"].get("tasks") == first["created"].get("tasks")
+    assert second["existing"].get("datasets") == 3
+    assert second["updated"] == {"serving": 1}
+    # same ids for what was there, nothing duplicated
+    for kind, mapping in first["id_map"].items():
+        for dev_id, site_id in mapping.items():
+            assert second["id_map"][kind][dev_id] == site_id
+    after = site_inventory(fresh_server)
+    assert len(after["tasks"]) == len(before["tasks"]) + sum(
+        v for k, v in second["created"].items() if k != "models"
+    )
+    eps2 = c.call("tasks.get_by_id", {"task": svc_id})["task"]["configuration"]["endpoints"]["value"]
+    assert eps2 != eps
+    problems = all_differences(seeded_dev, fresh_server, second["id_map"])
+    assert problems == [], "\n".join(problems)
+    third = run(tmp_path, "clearml_import", import_args(fresh_server, bundle_dir, tmp_path))
+    assert third["changed"] is False, third
