@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ansible_collections.deploy2standalone.clearml.plugins.module_utils import _bundle as bundle
+from ansible_collections.deploy2standalone.clearml.plugins.module_utils import _images
 from ansible_collections.deploy2standalone.clearml.plugins.module_utils._bundle_base import canonical_json
 from ansible_collections.deploy2standalone.clearml.plugins.module_utils._bundle_store import BlobStore
 from ansible_collections.deploy2standalone.clearml.plugins.module_utils._clearml import (
@@ -136,7 +137,9 @@ class ExportCore:
         # Check mode builds the bundle the same way in a temporary sibling (dev is only read) and
         # compares its content digest; it skips only the publishing rename.
         # Check mode writes into a scratch directory (never dest) and only compares digests.
-        target = Path(self.tmpdir) / "check-bundle" if self.check_mode else self.dest
+        partial = self.params.get("site_digests")
+        # Check mode (and a partial bundle) builds the complete bundle in scratch space first.
+        target = Path(self.tmpdir) / "complete" if (self.check_mode or partial) else self.dest
         self.previous = bundle._previous_store(self.dest)
         with bundle.BundleWriter(
             target,
@@ -150,11 +153,32 @@ class ExportCore:
         ) as writer:
             self.writer = writer
             self._fill_manifest(reader, writer.manifest)
+            writer.manifest["images"] = self._images(dep)
             volatile = bundle.make_volatile()
             done = writer.finalize(volatile=volatile, private_key=self.params.get("signing_key"))
         digest = done["content_digest"]
         changed = digest != old_digest
         manifest = writer.manifest
+        partial_result = None
+        if partial:
+            site = bundle.read_digest_list(partial)
+            missing = set(bundle.missing_blobs(writer.manifest, site))
+            have = (
+                {p.name for p in (self.dest / "blobs" / "sha256").glob("*")} if self.dest.is_dir() else set()
+            )
+            changed = digest != old_digest or have != missing
+            partial_result = {
+                "blobs": len(missing),
+                "bytes": sum(writer.manifest["blobs"][d]["size"] for d in missing),
+                "skipped_blobs": len(writer.manifest["blobs"]) - len(missing),
+            }
+            if changed and not self.check_mode:
+                staging = self.dest.with_name(self.dest.name + ".partial-tmp")
+                shutil.rmtree(staging, ignore_errors=True)
+                bundle.make_partial_bundle(target, site, staging)
+                if self.dest.exists():
+                    shutil.rmtree(self.dest)
+                os.rename(staging, self.dest)
         bytes_by_kind: dict[str, int] = {}
         for meta in manifest["blobs"].values():
             bytes_by_kind[meta["kind"]] = bytes_by_kind.get(meta["kind"], 0) + meta["size"]
@@ -172,6 +196,7 @@ class ExportCore:
             "redactions": manifest["redactions"],
             "notes": dep.warnings + self._warnings_extra + list(done.get("warnings") or []),
             "plan": plan,
+            **({"partial": partial_result} if partial_result else {}),
             **(
                 {"diff": {"before": {"digest": old_digest}, "after": {"digest": digest}}} if self.diff else {}
             ),
@@ -378,6 +403,33 @@ class ExportCore:
             "preprocess": preprocess,
         }
 
+    # -- images -----------------------------------------------------------------------------------
+    def _images(self, dep: Any) -> list[dict[str, Any]]:
+        """``docker save`` the requested images (and the tasks' base images when asked) into blobs."""
+        names = list(self.params.get("images") or [])
+        if self.params.get("include_task_images"):
+            for task in dep.tasks.values():
+                image = (task.get("container") or {}).get("image")
+                if image and image not in names:
+                    if _image_present(image):
+                        names.append(image)
+                    else:
+                        self._warnings_extra.append(
+                            f"Task {task['id']}: base image {image} is not on this host; not exported"
+                        )
+        if not names:
+            return []
+
+        def put_stream(fileobj: Any) -> tuple[str, int]:
+            digest = self.writer.add_stream(fileobj, kind="image-layer", media_type="application/x-tar")
+            return digest, self.writer.manifest["blobs"][digest]["size"]
+
+        def put_file(path: Any) -> tuple[str, int]:
+            return self.put_file(Path(path), "image-layer"), Path(path).stat().st_size
+
+        records = _images.export_images(names, put_file, self.tmpdir, put_stream=put_stream)
+        return [{**rec, "name": rec.get("name") or names[0]} for rec in records]
+
     # -- code -----------------------------------------------------------------------------------------
     def _code_entry(self, doc: dict[str, Any]) -> dict[str, Any] | None:
         script = doc.get("script") or {}
@@ -454,6 +506,16 @@ class ExportCore:
             return None
         finally:
             shutil.rmtree(mirror, ignore_errors=True)
+
+
+def _image_present(name: str) -> bool:
+    try:
+        return (
+            subprocess.run(["docker", "image", "inspect", name], capture_output=True, check=False).returncode
+            == 0
+        )
+    except OSError:
+        return False
 
 
 def _existing_digest(dest: Path) -> str | None:

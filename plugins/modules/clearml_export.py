@@ -94,6 +94,18 @@ options:
   signing_key:
     description: Path to an Ed25519 private key (PEM) to sign the manifest with.
     type: path
+  images:
+    description:
+      - Local docker images to put into the bundle (for example the own Triton image and the serving image), saved
+        with one C(docker save) so shared layers are stored once; every layer is a blob, so a layer a site already holds
+        is not sent again.
+    type: list
+    elements: str
+    default: []
+  include_task_images:
+    description: Also export the base images the training tasks name (C(container.image)) when they are on this host.
+    type: bool
+    default: false
   site_digests:
     description:
       - Path to a site's digest list (one sha256 per line). The bundle then holds the complete manifest but only the
@@ -156,6 +168,11 @@ bytes:
   returned: always
   type: dict
   sample: {"model": 10240, "dataset": 3145728, "written": 0}
+partial:
+  description: With O(site_digests), the blobs written (the ones the site lacks), their bytes, and the blobs skipped.
+  returned: when O(site_digests) is set
+  type: dict
+  sample: {"blobs": 1, "bytes": 1079, "skipped_blobs": 29}
 redactions:
   description: What was redacted and where (never the value).
   returned: always
@@ -195,6 +212,8 @@ def main() -> None:
         allow_secrets={"type": "bool", "default": False},
         redact_patterns={"type": "list", "elements": "str", "default": []},
         signing_key={"type": "path", "no_log": False},
+        images={"type": "list", "elements": "str", "default": []},
+        include_task_images={"type": "bool", "default": False},
         site_digests={"type": "path"},
     )
     module = AnsibleModule(

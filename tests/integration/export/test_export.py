@@ -191,3 +191,56 @@ def test_clear_failures(exported, tmp_path, override, message) -> None:
     if override.get("secret_key"):
         assert "wrong" not in out  # no_log: the secret never shows
     assert not (tmp_path / "b").exists()
+
+
+def test_partial_bundle_for_a_site(exported, tmp_path) -> None:
+    """With a site's digest list, only the blobs the site lacks are written; the site's store completes it."""
+    full = exported["dest"]
+    manifest = json.loads((full / "manifest.json").read_text())
+    lacking = sorted(manifest["blobs"])[:2]
+    digests = tmp_path / "site.digests"
+    digests.write_text("".join(f"{d}\n" for d in sorted(manifest["blobs"]) if d not in lacking))
+    dest = tmp_path / "partial"
+    args = {**exported["args"], "dest": str(dest), "site_digests": str(digests)}
+    rc, res, out = run_playbook(tmp_path, [export_task(args)])
+    assert rc == 0, out
+    assert res["r"]["changed"] is True
+    assert res["r"]["partial"]["blobs"] == 2
+    assert sorted(p.name for p in (dest / "blobs" / "sha256").iterdir()) == lacking
+    summary = bundle.verify_bundle(dest, store=full)  # the site's store: here the complete bundle
+    assert summary["content_digest"] == exported["result"]["digest"]
+    rc, res, out = run_playbook(tmp_path, [export_task(args)])
+    assert rc == 0, out
+    assert res["r"]["changed"] is False
+
+
+@pytest.mark.docker
+def test_images_travel_as_layer_blobs(exported, tmp_path) -> None:
+    """An image named in `images` is saved into the bundle; its layers are blobs the manifest lists."""
+    payload = tmp_path / "rootfs"
+    payload.mkdir()
+    (payload / "hello.txt").write_text("deploy2standalone export image test\n")
+    tarball = tmp_path / "rootfs.tar"
+    subprocess.run(["tar", "-C", str(payload), "-cf", str(tarball), "."], check=True)
+    name = f"d2s-test/export-image:{tmp_path.name[-12:].lower()}"
+    subprocess.run(["docker", "import", str(tarball), name], check=True, capture_output=True)
+    try:
+        dest = tmp_path / "with-image"
+        args = {**exported["args"], "dest": str(dest), "images": [name], "include_events": False}
+        rc, res, out = run_playbook(tmp_path, [export_task(args)])
+        assert rc == 0, out
+        assert res["r"]["counts"]["images"] == 1
+        manifest = json.loads((dest / "manifest.json").read_text())
+        (image,) = manifest["images"]
+        inspect = subprocess.run(
+            ["docker", "image", "inspect", "--format", "{{.Id}}", name],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert image["id"] == inspect.stdout.strip()
+        assert name in image["repo_tags"]
+        assert all(m["digest"] in manifest["blobs"] for m in image["members"])
+        bundle.verify_bundle(dest)
+    finally:
+        subprocess.run(["docker", "rmi", "-f", name], capture_output=True, check=False)
