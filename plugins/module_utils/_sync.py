@@ -104,6 +104,12 @@ SYNC_REQUIRED_IF: list[tuple[Any, ...]] = [
 ]
 
 
+SYNC_REQUIRED_BY: dict[str, tuple[str, ...]] = {
+    "source_api_host": ("source_access_key", "source_secret_key"),
+    "dest_api_host": ("dest_access_key", "dest_secret_key"),
+}
+
+
 def _unprefixed(params: dict[str, Any], prefix: str) -> dict[str, Any]:
     return {name: params.get(prefix + name) for name in _CONNECTION}
 
