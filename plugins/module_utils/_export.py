@@ -49,6 +49,9 @@ _MEDIA = {
     "git-bundle": "application/x-git-bundle",
     "git-diff": "text/x-diff",
     "debug-image": "application/octet-stream",
+    "wheel": "application/zip",
+    "image-layer": "application/x-tar",
+    "requirements": "text/plain",
 }
 
 
@@ -154,6 +157,7 @@ class ExportCore:
             self.writer = writer
             self._fill_manifest(reader, writer.manifest)
             writer.manifest["images"] = self._images(dep)
+            writer.manifest["wheels"] = self._wheels()
             volatile = bundle.make_volatile()
             done = writer.finalize(volatile=volatile, private_key=self.params.get("signing_key"))
         digest = done["content_digest"]
@@ -402,6 +406,36 @@ class ExportCore:
             "metric_logging": dep.serving_configs.get("metric_logging", {}),
             "preprocess": preprocess,
         }
+
+    # -- wheels -----------------------------------------------------------------------------------
+    def _wheels(self) -> list[dict[str, Any]]:
+        """Python wheels for offline site hosts (``pip install --no-index``): files or directories of them."""
+        found: list[Path] = []
+        for entry in self.params.get("wheels") or []:
+            path = Path(entry)
+            if path.is_dir():
+                found.extend(sorted(path.glob("*.whl")))
+            elif path.is_file() and path.suffix == ".whl":
+                found.append(path)
+            else:
+                raise ClearmlModuleError(f"Wheel '{entry}' is neither a .whl file nor a directory of wheels")
+        out = []
+        for wheel in sorted(set(found), key=lambda p: p.name):
+            parts = wheel.name[: -len(".whl")].split("-")
+            if len(parts) < 5:
+                raise ClearmlModuleError(
+                    f"'{wheel.name}' is not a wheel file name (name-version-python-abi-platform.whl)"
+                )
+            out.append(
+                {
+                    "name": parts[0].replace("_", "-").lower(),
+                    "version": parts[1],
+                    "filename": wheel.name,
+                    "blob": self.put_file(wheel, "wheel"),
+                    "purpose": "site",
+                }
+            )
+        return out
 
     # -- images -----------------------------------------------------------------------------------
     def _images(self, dep: Any) -> list[dict[str, Any]]:

@@ -106,6 +106,13 @@ options:
     description: Also export the base images the training tasks name (C(container.image)) when they are on this host.
     type: bool
     default: false
+  wheels:
+    description:
+      - Python wheels (files, or directories of C(*.whl)) that site hosts install offline with C(pip install --no-index),
+        for example the collection's runtime requirements and the C(d2s-tools) local server.
+    type: list
+    elements: path
+    default: []
   site_digests:
     description:
       - Path to a site's digest list (one sha256 per line). The bundle then holds the complete manifest but only the
@@ -214,6 +221,7 @@ def main() -> None:
         signing_key={"type": "path", "no_log": False},
         images={"type": "list", "elements": "str", "default": []},
         include_task_images={"type": "bool", "default": False},
+        wheels={"type": "list", "elements": "path", "default": []},
         site_digests={"type": "path"},
     )
     module = AnsibleModule(

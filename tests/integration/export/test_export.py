@@ -244,3 +244,36 @@ def test_images_travel_as_layer_blobs(exported, tmp_path) -> None:
         bundle.verify_bundle(dest)
     finally:
         subprocess.run(["docker", "rmi", "-f", name], capture_output=True, check=False)
+
+
+def test_wheelhouse_for_site_hosts(exported, tmp_path) -> None:
+    """Wheels given to the export travel as blobs with their file names, ready for pip --no-index."""
+    wheels = tmp_path / "wheels"
+    subprocess.run(
+        [
+            str(VENV_BIN / "pip"),
+            "wheel",
+            "--no-deps",
+            "-q",
+            "-w",
+            str(wheels),
+            str(REPO / "tools"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = wheels.glob("*.whl")
+    dest = tmp_path / "with-wheels"
+    args = {**exported["args"], "dest": str(dest), "wheels": [str(wheels)], "include_events": False}
+    rc, res, out = run_playbook(tmp_path, [export_task(args)])
+    assert rc == 0, out
+    manifest = json.loads((dest / "manifest.json").read_text())
+    (entry,) = manifest["wheels"]
+    assert entry["name"] == "d2s-tools"
+    assert entry["filename"] == wheel.name
+    assert blob_text(dest, entry["blob"]) == wheel.read_bytes()
+    rc, res, out = run_playbook(
+        tmp_path, [export_task({**args, "wheels": [str(tmp_path / "nope.whl")]}, ignore_errors=True)]
+    )
+    assert res["r"]["failed"] is True
+    assert "nope.whl" in res["r"]["msg"]
