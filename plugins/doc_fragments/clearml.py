@@ -49,6 +49,44 @@ options:
       - Path to a PEM file with the CA certificates that sign the server certificates.
       - Only used when O(validate_certs=true).
     type: path
+  storage_credentials:
+    description:
+      - Credentials for S3-compatible object storage that holds (or, for an import, will hold) model weights,
+        artifacts and dataset chunks, one entry per bucket, used through the ClearML SDK's C(StorageManager).
+      - For a self-hosted endpoint (MinIO, Ceph, ...) set O(storage_credentials[].host) to C(host:port); its URLs
+        then read C(s3://host:port/bucket/key), as ClearML writes them.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      bucket:
+        description: Bucket name.
+        type: str
+        required: true
+      host:
+        description: C(host:port) of a self-hosted S3-compatible endpoint; empty for AWS.
+        type: str
+        default: ""
+      key:
+        description: Access key id.
+        type: str
+        required: true
+      secret:
+        description: Secret access key. Keep it in ansible-vault.
+        type: str
+        required: true
+      region:
+        description: Region of the bucket.
+        type: str
+        default: ""
+      secure:
+        description: Use HTTPS to reach the endpoint.
+        type: bool
+        default: true
+      verify:
+        description: Verify the endpoint's TLS certificate.
+        type: bool
+        default: true
 """
 
     # Two servers at once (dataset_sync): the same options prefixed with source_ and dest_, no env fallback.

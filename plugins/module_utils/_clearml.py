@@ -71,6 +71,7 @@ class ClearmlClient:
         ca_path: str | None = None,
         retries: int = 3,
         timeout: float = 60.0,
+        storage_credentials: list[dict[str, Any]] | None = None,
     ) -> None:
         if not HAS_REQUESTS:
             raise ClearmlModuleError(
@@ -89,6 +90,8 @@ class ClearmlClient:
         self.ca_path = ca_path
         self._token: str | None = None
         self.claims: dict[str, Any] = {}
+        self.storage_credentials = list(storage_credentials or [])
+        self._storage_ready = False
 
     # -- environment for the SDK (StorageManager, subprocesses) -----------------------------------
     def sdk_env(self) -> dict[str, str]:
@@ -259,12 +262,38 @@ class ClearmlClient:
             return _copy_hashed(src, tmp, dest)
         return self._download_storage(url, tmp, dest)
 
-    def _download_storage(self, url: str, tmp: Path, dest: Path) -> tuple[str, int]:
+    def _storage_manager(self, url: str) -> Any:
+        """The SDK's StorageManager, with this client's object-storage credentials registered."""
         try:
             from clearml import StorageManager  # noqa: PLC0415 - optional, only for object stores
+            from clearml.backend_config.bucket_config import S3BucketConfig  # noqa: PLC0415
+            from clearml.storage.helper import StorageHelper  # noqa: PLC0415
         except ImportError as exc:
-            raise ClearmlModuleError(f"Downloading {url} needs the clearml SDK (StorageManager)") from exc
-        local = StorageManager.get_local_copy(url, extract_archive=False, force_download=True)
+            raise ClearmlModuleError(f"Reaching {url} needs the clearml SDK (StorageManager)") from exc
+        if not self._storage_ready:
+            for cred in self.storage_credentials:
+                StorageHelper.add_aws_configuration(
+                    S3BucketConfig(
+                        bucket=cred["bucket"],
+                        host=cred.get("host") or "",
+                        key=cred["key"],
+                        secret=cred["secret"],
+                        region=cred.get("region") or "",
+                        secure=bool(cred.get("secure", True)),
+                        verify=cred.get("verify", True),
+                        multipart=False,
+                    ),
+                    _test_config=False,
+                )
+            self._storage_ready = True
+        return StorageManager
+
+    def _download_storage(self, url: str, tmp: Path, dest: Path) -> tuple[str, int]:
+        storage = self._storage_manager(url)
+        try:
+            local = storage.get_local_copy(url, extract_archive=False, force_download=True)
+        except Exception as exc:  # the SDK raises many types for storage errors
+            raise ClearmlModuleError(f"Download of {url} failed: {exc}", url=url) from exc
         if not local or not Path(local).is_file():
             raise ClearmlModuleError(f"Download of {url} failed (StorageManager returned nothing)", url=url)
         return _copy_hashed(Path(local), tmp, dest)
@@ -294,11 +323,12 @@ class ClearmlClient:
                     f"Upload of {src.name} to {url} failed: HTTP {resp.status_code}", url=url
                 )
             return
+        storage = self._storage_manager(url)
         try:
-            from clearml import StorageManager  # noqa: PLC0415 - optional, only for object stores
-        except ImportError as exc:
-            raise ClearmlModuleError(f"Uploading to {url} needs the clearml SDK (StorageManager)") from exc
-        if not StorageManager.upload_file(str(src), url, wait_for_upload=True):
+            done = storage.upload_file(str(src), url, wait_for_upload=True)
+        except Exception as exc:  # the SDK raises many types for storage errors
+            raise ClearmlModuleError(f"Upload of {src.name} to {url} failed: {exc}", url=url) from exc
+        if not done:
             raise ClearmlModuleError(f"Upload of {src.name} to {url} failed", url=url)
 
     def exists(self, url: str) -> bool:
@@ -332,6 +362,7 @@ def client_from_params(params: dict[str, Any], prefix: str = "") -> ClearmlClien
         files_host=params.get(prefix + "files_host"),
         validate_certs=params.get(prefix + "validate_certs", True),
         ca_path=params.get(prefix + "ca_path"),
+        storage_credentials=params.get(prefix + "storage_credentials"),
     )
 
 

@@ -63,6 +63,20 @@ CLEARML_COMMON_ARGS: dict[str, dict[str, Any]] = {
         "fallback": (env_fallback, ["CLEARML_API_HOST_VERIFY_CERT"]),
     },
     "ca_path": {"type": "path", "no_log": False},
+    "storage_credentials": {
+        "type": "list",
+        "elements": "dict",
+        "default": [],
+        "options": {
+            "bucket": {"type": "str", "required": True},
+            "host": {"type": "str", "default": ""},
+            "key": {"type": "str", "required": True, "no_log": True},
+            "secret": {"type": "str", "required": True, "no_log": True},
+            "region": {"type": "str", "default": ""},
+            "secure": {"type": "bool", "default": True},
+            "verify": {"type": "bool", "default": True},
+        },
+    },
 }
 
 

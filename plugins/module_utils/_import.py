@@ -167,8 +167,15 @@ class ImportCore:
         self.map["projects"][name] = pid
         return pid
 
+    def storage_url(self, object_path: str) -> str:
+        """Where an imported file goes: the site's fileserver, or ``storage_uri`` (S3-compatible) when set."""
+        base = (self.params.get("storage_uri") or "").rstrip("/")
+        if base:
+            return f"{base}/{object_path.lstrip('/')}"
+        return self.client.files_url(object_path)
+
     def upload(self, digest: str, object_path: str) -> str:
-        url = self.client.files_url(object_path)
+        url = self.storage_url(object_path)
         self.client.upload(self.blob(digest), url)
         return url
 
@@ -336,7 +343,7 @@ class ImportCore:
             key = art.get("key")
             new = {k: v for k, v in art.items() if k not in ("uri",)}
             if key == "state":
-                url = self.client.files_url(f"{base}/state/state.json")
+                url = self.storage_url(f"{base}/state/state.json")
                 self.client.upload(state_path, url)
                 new["hash"] = bundle.hash_file(state_path)[0]
                 new["content_size"] = state_path.stat().st_size
@@ -354,7 +361,9 @@ class ImportCore:
             self.client.call(
                 "tasks.add_or_update_artifacts", {"task": site_id, "artifacts": artifacts, "force": True}
             )
-        self._edit_task(site_id, record, ids, output_dest=self.client.files_host)
+        self._edit_task(
+            site_id, record, ids, output_dest=self.params.get("storage_uri") or self.client.files_host
+        )
         self._restore_status(site_id, record)
         self._complete_task(site_id)
         self.created["datasets"].append(dev_id)

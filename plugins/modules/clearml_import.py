@@ -65,6 +65,12 @@ options:
   import_info_path:
     description: Where to write C(import_info.json) (the dev id to site id map per kind) on the host.
     type: path
+  storage_uri:
+    description:
+      - Store imported model weights, artifacts and dataset chunks in this S3-compatible location (for example
+        V(s3://minio.site-a.internal:9000/clearml)) instead of the site's fileserver; URIs are rewritten to it.
+      - Needs O(storage_credentials) for its bucket.
+    type: str
 requirements:
   - requests
   - cryptography (signatures)
@@ -146,6 +152,7 @@ def main() -> None:
         require_signature={"type": "bool", "default": False},
         public_key={"type": "list", "elements": "str", "no_log": False},
         import_info_path={"type": "path"},
+        storage_uri={"type": "str"},
     )
     module = AnsibleModule(
         argument_spec=argument_spec,
