@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import unicodedata
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -92,10 +93,7 @@ class ExportCore:
         if known_sha256 and self.previous is not None and self.previous.has(known_sha256):
             return self.put_file(self.previous.path_of(known_sha256), kind)
         tmp = Path(self.tmpdir) / "download"
-        try:
-            sha, size = self.client.download(url, tmp)
-        except ClearmlModuleError as exc:
-            raise ClearmlModuleError(f"{exc.msg} (needed for {kind})", url=url) from exc
+        sha, size = self._download_any(url, tmp, kind)
         if known_sha256 and sha != known_sha256:
             raise ClearmlModuleError(f"{url} has sha256 {sha} but dev recorded {known_sha256}", url=url)
         self.downloaded += size
@@ -103,6 +101,22 @@ class ExportCore:
             return self.put_file(tmp, kind)
         finally:
             tmp.unlink(missing_ok=True)
+
+    def _download_any(self, url: str, tmp: Path, kind: str) -> tuple[str, int]:
+        """Download ``url``; a 404 on a non-ASCII URL is retried with the other encodings of the same name
+        (a real ClearML fileserver stores and records such names differently, clearml-api.md §10)."""
+        try:
+            return self.client.download(url, tmp)
+        except ClearmlModuleError as exc:
+            first = exc
+        for variant in url_variants(url):
+            try:
+                result = self.client.download(variant, tmp)
+            except ClearmlModuleError:
+                continue
+            self._warnings_extra.append(f"{url} was not found; downloaded it as {variant}")
+            return result
+        raise ClearmlModuleError(f"{first.msg} (needed for {kind})", url=url) from first
 
     # -- the run ------------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -540,6 +554,22 @@ class ExportCore:
             return None
         finally:
             shutil.rmtree(mirror, ignore_errors=True)
+
+
+def url_variants(url: str) -> list[str]:
+    """Other spellings of a URL whose path has non-ASCII letters: NFC/NFD forms, quoted and unquoted."""
+    parts = urllib.parse.urlsplit(url)
+    raw = urllib.parse.unquote(parts.path)
+    if raw.isascii():
+        return []
+    out: list[str] = []
+    for form in ("NFC", "NFD"):
+        text = unicodedata.normalize(form, raw)
+        for path in (urllib.parse.quote(text), text, urllib.parse.quote(urllib.parse.quote(text))):
+            candidate = urllib.parse.urlunsplit(parts._replace(path=path))
+            if candidate != url and candidate not in out:
+                out.append(candidate)
+    return out
 
 
 def _image_present(name: str) -> bool:

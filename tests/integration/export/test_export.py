@@ -277,3 +277,55 @@ def test_wheelhouse_for_site_hosts(exported, tmp_path) -> None:
     )
     assert res["r"]["failed"] is True
     assert "nope.whl" in res["r"]["msg"]
+
+
+def test_non_ascii_model_url_and_missing_weights(fresh_server, tmp_path) -> None:
+    """A model recorded under another encoding of its non-ASCII name is still exported (with a note);
+    a model whose weights are gone fails the export with a message naming the model."""
+    import unicodedata
+    import urllib.parse
+
+    from ansible_collections.deploy2standalone.clearml.plugins.module_utils._clearml import ClearmlClient
+
+    c = ClearmlClient(
+        fresh_server.urls["api"],
+        "d2s-access-key",
+        "d2s-secret-key",
+        fresh_server.urls["web"],
+        fresh_server.urls["files"],
+    )
+    project = c.call("projects.create", {"name": "Prüfstand"})["id"]
+    name = unicodedata.normalize("NFC", "Prüfstand/träin.abc/models/modèl.bin")
+    weights = tmp_path / "w.bin"
+    weights.write_bytes(b"weights" * 100)
+    c.upload(weights, c.files_url(name))
+    nfd_url = f"{fresh_server.urls['files']}/{urllib.parse.quote(unicodedata.normalize('NFD', name))}"
+    moved = c.call(
+        "models.create", {"name": "umlaut", "uri": nfd_url, "framework": "Custom", "project": project}
+    )["id"]
+    gone = c.call(
+        "models.create",
+        {
+            "name": "gone",
+            "uri": f"{fresh_server.urls['files']}/nowhere/model.bin",
+            "framework": "Custom",
+            "project": project,
+        },
+    )["id"]
+
+    base = {**fresh_server.module_args()}
+    rc, res, out = run_playbook(
+        tmp_path, [export_task({**base, "model_ids": [moved], "dest": str(tmp_path / "ok")})]
+    )
+    assert rc == 0, out
+    assert any("downloaded it as" in n for n in res["r"]["notes"])
+    manifest = json.loads((tmp_path / "ok" / "manifest.json").read_text())
+    assert blob_text(tmp_path / "ok", manifest["models"][moved]["files"][0]["blob"]) == weights.read_bytes()
+
+    rc, res, out = run_playbook(
+        tmp_path,
+        [export_task({**base, "model_ids": [gone], "dest": str(tmp_path / "no")}, ignore_errors=True)],
+    )
+    assert res["r"]["failed"] is True
+    assert gone in res["r"]["msg"] and "404" in res["r"]["msg"], res["r"]["msg"]
+    assert not (tmp_path / "no").exists()
