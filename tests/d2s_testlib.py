@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,3 +30,60 @@ def docker_available() -> bool:
     if not shutil.which("docker"):
         return False
     return subprocess.run(["docker", "info"], capture_output=True, check=False).returncode == 0
+
+
+def playbook_cmd(tmp: Path, tasks: list[dict], *extra: str) -> tuple[list[str], Path]:
+    """A one-play playbook on localhost running ``tasks`` (which register ``r``), then saving ``r``.
+
+    Returns the ansible-playbook command line and where ``r`` is saved (JSON).
+    """
+    stamp = time.monotonic_ns()
+    results = tmp / f"result-{stamp}.json"
+    play = [
+        {
+            "name": "Test play",
+            "hosts": "localhost",
+            "gather_facts": False,
+            "tasks": [
+                *tasks,
+                {
+                    "name": "Save the result",
+                    "ansible.builtin.copy": {
+                        "content": "{{ r | default({}) | to_json }}",
+                        "dest": str(results),
+                    },
+                    "check_mode": False,
+                    "diff": False,
+                },
+            ],
+        }
+    ]
+    pb = tmp / f"play-{stamp}.yml"
+    pb.write_text(json.dumps(play))
+    return [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(pb), *extra], results
+
+
+def run_tasks(tmp: Path, tasks: list[dict], *extra: str) -> tuple[int, dict, str]:
+    """Run tasks through real ansible-playbook on localhost; return rc, the registered ``r``, the output."""
+    cmd, results = playbook_cmd(tmp, tasks, *extra)
+    proc = subprocess.run(
+        cmd,
+        cwd=REPO,
+        env=project_env(ANSIBLE_PYTHON_INTERPRETER=str(VENV_BIN / "python")),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    data = json.loads(results.read_text()) if results.exists() else {}
+    return proc.returncode, data, proc.stdout + proc.stderr
+
+
+def module_task(module: str, args: dict, **flags: object) -> dict:
+    return {"name": "Run the module", f"deploy2standalone.clearml.{module}": args, "register": "r", **flags}
+
+
+def run_module(tmp: Path, module: str, args: dict, *extra: str) -> dict:
+    """Run one module of the collection (errors ignored) and return its result."""
+    rc, result, out = run_tasks(tmp, [module_task(module, args, ignore_errors=True)], *extra)
+    assert result, f"ansible-playbook rc={rc} saved no result:\n{out[-4000:]}"
+    return result

@@ -14,54 +14,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from d2s_testlib import REPO, VENV_BIN, project_env
+from d2s_testlib import REPO, VENV_BIN, module_task, run_tasks
 
 from ansible_collections.deploy2standalone.clearml.plugins.module_utils import _bundle as bundle
 
 pytestmark = pytest.mark.slow
 
 
-def run_playbook(
-    tmp: Path, tasks: list[dict[str, Any]], *extra: str
-) -> tuple[int, list[dict[str, Any]], str]:
-    """Run a one-play playbook on localhost; return rc, the registered results of each task, output."""
-    results = tmp / f"results-{len(list(tmp.glob('results-*')))}.json"
-    play = [
-        {
-            "name": "Test play",
-            "hosts": "localhost",
-            "gather_facts": False,
-            "tasks": [
-                *tasks,
-                {
-                    "name": "Save results",
-                    "ansible.builtin.copy": {
-                        "content": "{{ __results | default({}) | to_json }}",
-                        "dest": str(results),
-                    },
-                    "vars": {"__results": {"r": "{{ r | default(omit) }}"}},
-                    "check_mode": False,
-                    "diff": False,
-                },
-            ],
-        }
-    ]
-    pb = tmp / "play.yml"
-    pb.write_text(json.dumps(play))
-    proc = subprocess.run(
-        [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(pb), *extra],
-        cwd=REPO,
-        env=project_env(ANSIBLE_PYTHON_INTERPRETER=str(VENV_BIN / "python")),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    data = json.loads(results.read_text()) if results.exists() else {}
-    return proc.returncode, data, proc.stdout + proc.stderr
+def run_playbook(tmp: Path, tasks: list[dict[str, Any]], *extra: str) -> tuple[int, dict[str, Any], str]:
+    """Run tasks on localhost through ansible-playbook; the registered result is under ``"r"``."""
+    rc, result, out = run_tasks(tmp, tasks, *extra)
+    return rc, {"r": result} if result else {}, out
 
 
 def export_task(args: dict[str, Any], **flags: Any) -> dict[str, Any]:
-    return {"name": "Export", "deploy2standalone.clearml.clearml_export": args, "register": "r", **flags}
+    return module_task("clearml_export", args, **flags)
 
 
 def blob_text(path: Path, digest: str) -> bytes:
@@ -166,9 +133,7 @@ def test_check_mode_writes_nothing(exported, tmp_path) -> None:
     assert rc == 0, out
     assert res["r"]["changed"] is True
     assert not dest.exists()
-    leftovers = sorted(
-        p.name for p in tmp_path.iterdir() if p.name != "play.yml" and not p.name.startswith("results-")
-    )
+    leftovers = sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(("play-", "result-")))
     assert leftovers == []
     rc, res, out = run_playbook(tmp_path, [export_task(exported["args"])], "--check")
     assert rc == 0, out

@@ -21,7 +21,7 @@ from typing import Any
 import fidelity
 import pytest
 from d2s_servers import start_local_server
-from d2s_testlib import REPO, VENV_BIN, project_env
+from d2s_testlib import REPO, VENV_BIN, module_task, playbook_cmd, project_env, run_module
 
 from ansible_collections.deploy2standalone.clearml.plugins.module_utils._clearml import ClearmlClient
 
@@ -30,40 +30,11 @@ HERE = Path(__file__).resolve().parent
 
 
 def playbook(tmp: Path, module: str, args: dict[str, Any], *extra: str) -> tuple[list[str], Path]:
-    results = tmp / f"result-{time.monotonic_ns()}.json"
-    play = [
-        {
-            "name": "Test play",
-            "hosts": "localhost",
-            "gather_facts": False,
-            "tasks": [
-                {
-                    "name": "Run",
-                    f"deploy2standalone.clearml.{module}": args,
-                    "register": "r",
-                    "ignore_errors": True,
-                },
-                {
-                    "name": "Save",
-                    "ansible.builtin.copy": {"content": "{{ r | to_json }}", "dest": str(results)},
-                    "check_mode": False,
-                    "diff": False,
-                },
-            ],
-        }
-    ]
-    pb = tmp / f"play-{time.monotonic_ns()}.yml"
-    pb.write_text(json.dumps(play))
-    cmd = [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(pb), *extra]
-    return cmd, results
+    return playbook_cmd(tmp, [module_task(module, args, ignore_errors=True)], *extra)
 
 
 def run(tmp: Path, module: str, args: dict[str, Any], *extra: str) -> dict[str, Any]:
-    cmd, results = playbook(tmp, module, args, *extra)
-    env = project_env(ANSIBLE_PYTHON_INTERPRETER=str(VENV_BIN / "python"))
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, check=False)
-    assert results.exists(), proc.stdout + proc.stderr
-    return json.loads(results.read_text())
+    return run_module(tmp, module, args, *extra)
 
 
 def client(server) -> ClearmlClient:

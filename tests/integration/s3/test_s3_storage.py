@@ -18,7 +18,7 @@ from pathlib import Path
 import boto3
 import pytest
 from d2s_servers import start_local_server
-from d2s_testlib import REPO, VENV_BIN, project_env
+from d2s_testlib import VENV_BIN, run_module
 
 from ansible_collections.deploy2standalone.clearml.plugins.module_utils._clearml import ClearmlClient
 
@@ -77,38 +77,7 @@ def creds(s3: dict, bucket: str) -> dict:
 
 
 def run(tmp: Path, module: str, args: dict) -> dict:
-    results = tmp / f"r-{time.monotonic_ns()}.json"
-    play = [
-        {
-            "name": "S3 play",
-            "hosts": "localhost",
-            "gather_facts": False,
-            "tasks": [
-                {
-                    "name": "Run",
-                    f"deploy2standalone.clearml.{module}": args,
-                    "register": "r",
-                    "ignore_errors": True,
-                },
-                {
-                    "name": "Save",
-                    "ansible.builtin.copy": {"content": "{{ r | to_json }}", "dest": str(results)},
-                },
-            ],
-        }
-    ]
-    pb = tmp / f"play-{time.monotonic_ns()}.yml"
-    pb.write_text(json.dumps(play))
-    proc = subprocess.run(
-        [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(pb)],
-        cwd=REPO,
-        env=project_env(ANSIBLE_PYTHON_INTERPRETER=str(VENV_BIN / "python")),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert results.exists(), proc.stdout + proc.stderr
-    return json.loads(results.read_text())
+    return run_module(tmp, module, args)
 
 
 def test_model_on_s3_exported_and_imported_into_site_s3(s3, fresh_server, tmp_path) -> None:
