@@ -370,7 +370,7 @@ def current_container(docker: DockerCli, name: str) -> ContainerState | None:
 def remove_container(docker: DockerCli, name: str) -> None:
     """Stop gracefully (Triton unloads its models), then remove with its anonymous volumes."""
     docker.run(
-        "stop", "--time", str(STOP_TIMEOUT), name, action=f"stop container {name!r}", mutating=True,
+        "stop", "-t", str(STOP_TIMEOUT), name, action=f"stop container {name!r}", mutating=True,
         timeout=STOP_TIMEOUT + 60, check=False,
     )  # fmt: skip
     proc = docker.run("rm", "-f", "-v", name, action=f"remove container {name!r}", mutating=True, check=False)

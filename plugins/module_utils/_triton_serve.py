@@ -129,12 +129,14 @@ def select_endpoints(endpoints: Mapping[str, Any], patterns: list[str] | None) -
 def make_plan(
     params: Mapping[str, Any], endpoints: Mapping[str, Any], models: Mapping[str, Any]
 ) -> RepositoryPlan:
-    python_model = params.get("python_model")
+    python_model: Path | str | None = params.get("python_model_content")
+    if python_model is None and params.get("python_model"):
+        python_model = Path(params["python_model"])
     return plan_repository(
         select_endpoints(endpoints, params.get("endpoints")),
         models,
         python_backend_for=params.get("python_backend_for") or [],
-        python_model=Path(python_model) if python_model else None,
+        python_model=python_model,
         instance_group=params.get("instance_group") or None,
         instance_groups=params.get("instance_groups") or None,
     )
@@ -441,7 +443,8 @@ class TritonImageCore:
         result["msg"] = self._summary(changed, image, repo, action, failed)
         if failed and p.get("fail_on_model_error"):
             names = ", ".join(f"{f['name']} ({f['stage']})" for f in failed)
-            raise ClearmlModuleError(f"Triton serves, but these models failed: {names}", **result)
+            partial = {k: v for k, v in result.items() if k != "msg"}
+            raise ClearmlModuleError(f"Triton serves, but these models failed: {names}", **partial)
         return result
 
     # -- models ------------------------------------------------------------------------------------

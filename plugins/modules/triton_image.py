@@ -97,8 +97,13 @@ options:
     elements: str
     default: []
   python_model:
-    description: The generic python-backend C(model.py) on the host (the role ships one that runs ONNX files).
+    description: The generic python-backend C(model.py) on the host, for O(python_backend_for).
     type: path
+  python_model_content:
+    description:
+      - The generic C(model.py) itself instead of O(python_model) (the role passes the one it ships, which runs ONNX
+        files with onnxruntime).
+    type: str
   instance_group:
     description: Instance groups of every model (C(kind), C(count), C(gpus)), replacing the endpoints' own.
     type: raw
@@ -304,6 +309,7 @@ ARGUMENT_SPEC = {
     "endpoints": {"type": "list", "elements": "str", "default": []},
     "python_backend_for": {"type": "list", "elements": "str", "default": []},
     "python_model": {"type": "path"},
+    "python_model_content": {"type": "str"},
     "instance_group": {"type": "raw"},
     "instance_groups": {"type": "dict"},
     "model_repository": {"type": "path", "default": "/var/lib/deploy2standalone/triton/models"},
@@ -341,6 +347,7 @@ def main() -> None:
             ("bake_models", True, ("bundle",)),
         ],
         required_together=[("image_store", "image_record")],
+        mutually_exclusive=[("python_model", "python_model_content")],
         required_by={"python_packages": ("wheelhouse",)},
         supports_check_mode=True,
     )

@@ -1,0 +1,1 @@
+../../../tools/d2s_tools/seed/assets/model.py
