@@ -592,7 +592,23 @@ class ServingCore:
         current = current_state(self.docker.inspect("container", self.params["name"]))
         if self.params["state"] == "absent":
             return self._absent(current)
+        if self.params["state"] == "present":
+            return self._present()
         return self._started(current)
+
+    def _present(self) -> dict[str, Any]:
+        """The image only: loaded from the bundle (or a record) when the daemon lacks it."""
+        image = ensure_image(self.docker, self.params, read_manifest(self.params.get("bundle")))
+        result: dict[str, Any] = {
+            "changed": image["changed"],
+            "image": {k: image[k] for k in ("name", "id", "source", "loaded")},
+        }
+        if self.want_diff:
+            result["diff"] = {
+                "before": {"image_present": not image["loaded"]},
+                "after": {"image_present": True},
+            }
+        return result
 
     def _absent(self, current: dict[str, Any] | None) -> dict[str, Any]:
         name = self.params["name"]

@@ -42,9 +42,11 @@ attributes:
     support: full
 options:
   state:
-    description: V(started) runs the inference service and waits until it answers; V(absent) removes its container.
+    description:
+      - V(present) only makes the host hold the image (loaded from O(bundle) or O(image_record) when it lacks it).
+      - V(started) also runs the inference service and waits until it answers; V(absent) removes its container.
     type: str
-    choices: [started, absent]
+    choices: [present, started, absent]
     default: started
   serving_id:
     description: The site's serving service task id. Mutually exclusive with O(import_info).
@@ -191,12 +193,12 @@ service:
   sample: {"name": "iris serving", "status": "in_progress", "endpoints": ["iris_canary", "iris_custom/1", "iris_onnx"]}
 image:
   description: The image run, and whether it was loaded (from the bundle or a record) by this run.
-  returned: state is started
+  returned: state is present or started
   type: dict
   sample: {"name": "d2s/serving-inference:1.3.5", "id": "sha256:cd7f…", "source": "bundle", "loaded": false}
 container:
   description: The container, what was done to it (C(create), C(recreate), C(start), C(remove), C(none)) and why.
-  returned: always
+  returned: state is started or absent
   type: dict
   sample: {"name": "d2s-serving-inference", "id": "8f88…", "action": "none", "reasons": [], "image_id": "sha256:cd7f…"}
 url:
@@ -230,7 +232,7 @@ from ansible_collections.deploy2standalone.clearml.plugins.module_utils._serving
 
 def main() -> None:
     argument_spec = generate_argspec(
-        state={"type": "str", "choices": ["started", "absent"], "default": "started"},
+        state={"type": "str", "choices": ["present", "started", "absent"], "default": "started"},
         serving_id={"type": "str"},
         import_info={"type": "path"},
         dev_serving_id={"type": "str"},
