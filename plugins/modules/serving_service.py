@@ -230,8 +230,9 @@ from ansible_collections.deploy2standalone.clearml.plugins.module_utils._common 
 from ansible_collections.deploy2standalone.clearml.plugins.module_utils._serving import ServingCore
 
 
-def main() -> None:
-    argument_spec = generate_argspec(
+def argument_spec() -> dict:
+    """The module's options: the shared ClearML connection options and its own."""
+    return generate_argspec(
         state={"type": "str", "choices": ["present", "started", "absent"], "default": "started"},
         serving_id={"type": "str"},
         import_info={"type": "path"},
@@ -260,8 +261,11 @@ def main() -> None:
         rtol={"type": "float", "default": 0.0},
         ready_timeout={"type": "int", "default": 300},
     )
+
+
+def main() -> None:
     module = AnsibleModule(
-        argument_spec=argument_spec,
+        argument_spec=argument_spec(),
         mutually_exclusive=[("serving_id", "import_info")],
         required_if=[("state", "started", ("serving_id", "import_info"), True)],
         required_by={"dev_serving_id": "import_info", "image_store": "image_record"},
