@@ -27,6 +27,7 @@ import fnmatch
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -34,7 +35,7 @@ import tempfile
 import time
 import urllib.parse
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -167,11 +168,55 @@ def read_manifest(bundle: str | None) -> dict[str, Any] | None:
         raise ServingError(f"cannot read the bundle manifest '{path}': {exc}") from None
 
 
-def _hocon(text: str | None, what: str) -> dict[str, Any] | None:
+_TOKEN_RE = re.compile(r'"""[\s\S]*?"""|"(?:[^"\\\n]|\\.)*"|[{}\[\]=:,\n]|#[^\n]*|//[^\n]*|[^\s{}\[\]=:,"#]+')
+
+
+def _scalar(token: str) -> str:
+    if token.startswith('"""'):
+        return token[3:-3]
+    if token.startswith('"'):
+        try:
+            return str(json.loads(token))
+        except ValueError:
+            return token[1:-1]
+    return token
+
+
+def hocon_outline(text: str) -> dict[str, dict[str, str]]:
+    """The top-level keys of a HOCON object and the scalar fields directly inside each.
+
+    Enough to list clearml-serving's endpoints and their ``engine_type`` on a host without the SDK's
+    HOCON parser; nested objects and lists are skipped.
+    """
+    tokens = [t for t in _TOKEN_RE.findall(text) if t != "\n" and not t.startswith(("#", "//"))]
+    out: dict[str, dict[str, str]] = {}
+    depth, current, i = 0, None, 0
+    while i < len(tokens):
+        token = tokens[i]
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
+        if token in ("{", "["):
+            depth += 1
+        elif token in ("}", "]"):
+            depth -= 1
+        elif token not in ("=", ":", ","):
+            if depth == 0 and nxt in ("{", "=", ":"):
+                current = _scalar(token)
+                out[current] = {}
+            elif depth == 1 and current is not None and nxt in ("=", ":") and i + 2 < len(tokens):
+                value = tokens[i + 2]
+                if value not in ("{", "[", "}", "]", ",", "=", ":"):
+                    out[current][_scalar(token)] = _scalar(value)
+                    i += 2
+        i += 1
+    return out
+
+
+def _hocon(text: str | None, what: str) -> dict[str, Any]:
+    """A configuration object: parsed by the SDK's HOCON parser, else outlined (top-level fields only)."""
     if not text or not text.strip():
         return {}
     if ConfigFactory is None:
-        return None
+        return hocon_outline(text)
     try:
         return json.loads(json.dumps(ConfigFactory.parse_string(text).as_plain_ordered_dict()))
     except Exception as exc:  # pyhocon raises many types; the message names the object
@@ -185,23 +230,18 @@ class Service:
     id: str
     name: str
     status: str
-    endpoints: dict[str, Any] | None  # None: unknown (no HOCON parser and no bundle)
-    canary: dict[str, Any] | None
+    endpoints: dict[str, Any]
+    canary: dict[str, Any]
     triton_param: str | None
-    warnings: list[str] = field(default_factory=list)
 
-    def urls(self) -> list[str] | None:
-        if self.endpoints is None:
-            return None
-        return sorted(set(self.endpoints) | set(self.canary or {}))
+    def urls(self) -> list[str]:
+        return sorted(set(self.endpoints) | set(self.canary))
 
-    def needs_triton(self) -> bool | None:
-        if self.endpoints is None:
-            return None
+    def needs_triton(self) -> bool:
         return any(str((ep or {}).get("engine_type")) == "triton" for ep in self.endpoints.values())
 
 
-def read_service(client: Any, serving_id: str, manifest: Mapping[str, Any] | None) -> Service:
+def read_service(client: Any, serving_id: str) -> Service:
     """The site's serving task, checked: a ``service`` task tagged ``serving-control-plane``."""
     try:
         doc = client.call("tasks.get_by_id", {"task": serving_id})["task"]
@@ -218,12 +258,7 @@ def read_service(client: Any, serving_id: str, manifest: Mapping[str, Any] | Non
     endpoints = _hocon((config.get("endpoints") or {}).get("value"), "endpoints")
     canary = _hocon((config.get("canary") or {}).get("value"), "canary")
     monitoring = _hocon((config.get("model_monitoring") or {}).get("value"), "model_monitoring")
-    warnings = []
-    if endpoints is None and manifest:
-        serving = manifest.get("serving") or {}
-        endpoints, canary, monitoring = serving.get("endpoints") or {}, serving.get("canary") or {}, {}
-        warnings.append("the clearml SDK is missing on this host: endpoints listed from the bundle")
-    if endpoints is not None and monitoring:
+    if monitoring:
         # monitored models become endpoints <base url>/<version> at run time; their engine counts.
         for url, mon in monitoring.items():
             endpoints.setdefault(f"{url}/*", {"engine_type": (mon or {}).get("engine_type")})
@@ -235,7 +270,6 @@ def read_service(client: Any, serving_id: str, manifest: Mapping[str, Any] | Non
         endpoints=endpoints,
         canary=canary,
         triton_param=(general.get("value") or None) if isinstance(general, Mapping) else None,
-        warnings=warnings,
     )
 
 
@@ -636,23 +670,19 @@ class ServingCore:
         """The site's serving service, checked against Triton and the smoke requests."""
         p = self.params
         serving_id, dev_id = site_serving_id(p, manifest)
-        service = read_service(self._client(), serving_id, manifest)
-        self.warnings += service.warnings
+        service = read_service(self._client(), serving_id)
         if service.triton_param and service.triton_param != p["triton_grpc_address"]:
             self.warnings.append(
                 f"the serving service sets General/triton_grpc_server={service.triton_param}, which overrides "
                 f"triton_grpc_address={p['triton_grpc_address']} inside the container"
             )
         triton = service.triton_param or p["triton_grpc_address"]
-        needs_triton = service.needs_triton()
-        unreachable = tcp_reachable(triton) if needs_triton is not False else None
-        if unreachable and needs_triton:
+        unreachable = tcp_reachable(triton) if service.needs_triton() else None
+        if unreachable:
             raise ServingError(
                 f"Triton's gRPC port {triton} does not answer ({unreachable}); the service has triton endpoints: start "
                 "Triton first (deploy2standalone.clearml.triton_image)"
             )
-        if unreachable:
-            self.warnings.append(f"Triton's gRPC port {triton} does not answer ({unreachable})")
         unknown = unknown_endpoints(smoke, service.urls())
         if unknown:
             raise ServingError(

@@ -22,8 +22,8 @@ description:
   - O(state=started) leaves a running container with the same image ID and configuration alone; otherwise it starts
     it, or replaces it. It then waits until the service answers HTTP and every O(smoke_requests) endpoint answers 200,
     as expected when an answer is given. O(state=absent) removes the container.
-  - The module drives the C(docker) CLI on the host it runs on; it needs no ClearML SDK there (without it, the
-    endpoints are listed from O(bundle)).
+  - The module drives the C(docker) CLI on the host it runs on; it needs no ClearML SDK there (without the SDK's HOCON
+    parser, the service's configuration is outlined by a small reader of its own).
 extends_documentation_fragment:
   - deploy2standalone.clearml.clearml
   - deploy2standalone.clearml.attributes
@@ -60,7 +60,7 @@ options:
     description: The dev serving service id to look up in O(import_info) (by default the bundle's C(serving_id)).
     type: str
   bundle:
-    description: The bundle directory on this host; its images are loaded from it, and its endpoints are used when the SDK is missing.
+    description: The bundle directory on this host; the image is loaded from its images, and its C(serving_id) picks the service in O(import_info).
     type: path
   image:
     description: The inference image (a name in the bundle's images, or on this host).

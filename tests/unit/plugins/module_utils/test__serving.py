@@ -353,6 +353,39 @@ CANARY_HOCON = (
 )
 
 
+AUX_TEXT = '''
+detector/2 {
+  engine_type = "triton"
+  serving_url = "detector"
+  version = "2"
+  auxiliary_cfg = """
+    dynamic_batching { max_queue_delay_microseconds: 100 }
+    input [ { name: "x" } ]
+  """
+  input_size = [[3, 224, 224]]
+}
+"odd.key/1" {
+  # a comment with { braces }
+  engine_type: "custom_async"
+  note = "a } in a string, and a \\"quote\\""
+  nested { engine_type = "not me" }
+}
+'''
+
+
+@pytest.mark.parametrize("text", [ENDPOINTS_HOCON, CANARY_HOCON, AUX_TEXT])
+def test_hocon_outline_agrees_with_the_sdk_parser(text: str) -> None:
+    """The SDK-free reader finds the same top-level keys and scalar fields as pyhocon."""
+    from clearml.utilities.pyhocon import ConfigFactory
+
+    full = json.loads(json.dumps(ConfigFactory.parse_string(text).as_plain_ordered_dict()))
+    outline = serving.hocon_outline(text)
+    assert list(outline) == list(full)
+    for key, fields in outline.items():
+        scalars = {k: str(v) for k, v in full[key].items() if isinstance(v, (str, int, float))}
+        assert fields == scalars, key
+
+
 def make_task(c: ClearmlClient, **fields: Any) -> str:
     project = c.call("projects.create", {"name": f"serving-unit-{fields['name']}"})["id"]
     return c.call("tasks.create", {"project": project, **fields})["id"]
@@ -376,7 +409,7 @@ def test_read_service(server: LocalServer) -> None:
             },
         },
     )
-    service = serving.read_service(c, task, None)
+    service = serving.read_service(c, task)
     assert service.name == "iris serving" and service.status == "created"
     assert service.urls() == ["iris_canary", "iris_custom/1", "iris_onnx"]
     assert service.needs_triton() is True
@@ -388,11 +421,11 @@ def test_read_service_refuses_other_tasks(server: LocalServer) -> None:
     c = client(server)
     task = make_task(c, name="training", type="training")
     with pytest.raises(serving.ServingError, match=f"task {task} on .* is not a clearml-serving service"):
-        serving.read_service(c, task, None)
+        serving.read_service(c, task)
     with pytest.raises(
         serving.ServingError, match=f"serving service {'0' * 32} not found on the site server"
     ):
-        serving.read_service(c, "0" * 32, None)
+        serving.read_service(c, "0" * 32)
 
 
 # ------------------------------------------------------------------------------------------ image
