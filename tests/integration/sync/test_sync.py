@@ -665,7 +665,6 @@ def test_systemd_timer_units(tmp_path: Path) -> None:
                 "hosts": "localhost",
                 "gather_facts": False,
                 "vars_files": [str(role / "defaults" / "main.yml"), str(role / "vars" / "main.yml")],
-                "vars": {"dataset_sync_schedule": schedule, "dataset_sync_home": str(tmp_path / "home")},
                 "tasks": [
                     {
                         "name": "Dir",
@@ -687,7 +686,16 @@ def test_systemd_timer_units(tmp_path: Path) -> None:
         pb = tmp_path / f"render-{i}.json"
         pb.write_text(json.dumps(play))
         proc = subprocess.run(
-            [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(pb)],
+            [
+                *(str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(pb)),
+                # extra vars: above the role files' precedence, as inventory values are above defaults
+                *(
+                    "-e",
+                    json.dumps(
+                        {"dataset_sync_schedule": schedule, "dataset_sync_home": str(tmp_path / "home")}
+                    ),
+                ),
+            ],
             cwd=REPO,
             env=project_env(ANSIBLE_PYTHON_INTERPRETER=str(VENV_BIN / "python")),
             capture_output=True,
