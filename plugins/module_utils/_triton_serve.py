@@ -310,7 +310,7 @@ class TritonImageCore:
             "image": image.as_dict(),
             "repository": repo,
             "endpoints": {m.url: m.name for m in plan.models},
-            "skipped": plan.skipped,
+            "skipped_endpoints": plan.skipped,
             "msg": self._summary(changed, image, repo, None),
             "diff": {"before": {"repository": before}, "after": {"repository": repo["models"]}},
         }
@@ -338,7 +338,7 @@ class TritonImageCore:
             "image": image.as_dict(),
             "repository": repo,
             "endpoints": {m.url: m.name for m in plan.models},
-            "skipped": plan.skipped,
+            "skipped_endpoints": plan.skipped,
             "container": {
                 "name": p["name"],
                 "id": current.id if current else None,

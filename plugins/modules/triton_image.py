@@ -253,7 +253,7 @@ endpoints:
   returned: state is present or started
   type: dict
   sample: {"iris_onnx": "iris_onnx", "detector/2": "detector_2"}
-skipped:
+skipped_endpoints:
   description: Endpoints not served by Triton, with the reason.
   returned: state is present or started
   type: list

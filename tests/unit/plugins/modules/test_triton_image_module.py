@@ -541,6 +541,11 @@ def docker_daemon() -> None:
         pytest.fail("image d2s/base:bookworm is missing: run `bash scripts/build_images.sh` first")
 
 
+# Keys Ansible reads in a task result: a module result that carries one changes how the task is shown
+# (a "skipped" list once made every task look skipped, and its changes uncounted).
+RESERVED_KEYS = {"skipped", "failed", "results", "rc", "unreachable", "ansible_facts", "invocation"}
+
+
 def _read_only(calls: list[tuple[bool, list[str]]]) -> None:
     assert calls, "no docker call at all"
     for mutating, args in calls:
@@ -564,6 +569,7 @@ def test_check_mode_makes_no_mutating_call(docker_daemon: None, tmp_path: Path) 
             params(state="built", image=image, base_image="d2s/base:bookworm"), check_mode=True
         )
         built = core.run()
+        assert not RESERVED_KEYS & set(built)
         assert built["changed"] is True and built["image"]["built"] is True and built["image"]["id"] is None
         _read_only(core.docker.calls)
 
@@ -574,6 +580,7 @@ def test_check_mode_makes_no_mutating_call(docker_daemon: None, tmp_path: Path) 
         )  # fmt: skip
         core = TritonImageCore(site, check_mode=True, diff=True)
         started = core.run()
+        assert not RESERVED_KEYS & set(started)
         assert started["changed"] is True
         assert started["container"]["action"] == "recreate"
         assert (
@@ -588,6 +595,7 @@ def test_check_mode_makes_no_mutating_call(docker_daemon: None, tmp_path: Path) 
 
         core = TritonImageCore({**site, "state": "absent", "remove_image": True}, check_mode=True)
         absent = core.run()
+        assert not RESERVED_KEYS & set(absent)
         assert absent["changed"] is True and absent["removed_images"] == ["d2s/base:bookworm"]
         _read_only(core.docker.calls)
 
