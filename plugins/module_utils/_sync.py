@@ -117,27 +117,12 @@ def _unprefixed(params: dict[str, Any], prefix: str) -> dict[str, Any]:
 class SourceIndex:
     """Every task and model at the source (site) server, split into dev's and the site's own."""
 
-    def __init__(self, client: ClearmlClient) -> None:
-        self.client = client
-        self.tasks = client.get_all(
-            "tasks.get_all",
-            "tasks",
-            {
-                "search_hidden": True,
-                "only_fields": ["id", "name", "type", "status", "system_tags", "tags", "project", "created"],
-            },
-        )
-        self.models = client.get_all(
-            "models.get_all",
-            "models",
-            {"only_fields": ["id", "name", "system_tags", "tags", "project", "created", "task"]},
-        )
-        self.project_names = {
-            p["id"]: p["name"]
-            for p in client.get_all(
-                "projects.get_all", "projects", {"search_hidden": True, "only_fields": ["id", "name"]}
-            )
-        }
+    def __init__(
+        self, tasks: list[dict[str, Any]], models: list[dict[str, Any]], project_names: dict[str, str]
+    ) -> None:
+        self.tasks = tasks
+        self.models = models
+        self.project_names = project_names
         self.from_dev: dict[str, str] = {}  # site id → dev id: what an import made
         self.copies: list[str] = []  # site objects with an origin tag the import did not make (clones)
         for docs in (self.tasks, self.models):
@@ -152,6 +137,27 @@ class SourceIndex:
                     continue
                 self.from_dev[first["id"]] = dev_id
                 self.copies += [d["id"] for d in group if d["id"] != first["id"]]
+
+    @classmethod
+    def read(cls, client: ClearmlClient) -> SourceIndex:
+        """Every task (hidden included), model and project name of the server."""
+        tasks = client.get_all(
+            "tasks.get_all",
+            "tasks",
+            {
+                "search_hidden": True,
+                "only_fields": ["id", "name", "type", "status", "system_tags", "tags", "project", "created"],
+            },
+        )
+        models = client.get_all(
+            "models.get_all",
+            "models",
+            {"only_fields": ["id", "name", "system_tags", "tags", "project", "created", "task"]},
+        )
+        projects = client.get_all(
+            "projects.get_all", "projects", {"search_hidden": True, "only_fields": ["id", "name"]}
+        )
+        return cls(tasks, models, {p["id"]: p["name"] for p in projects})
 
     def own_ids(self) -> dict[str, list[str]]:
         """Ids of every object the site made (dev's left out), per kind."""
@@ -273,7 +279,7 @@ class SyncCore:
         self, dest: ClearmlClient | None
     ) -> tuple[SourceIndex, dict[str, list[str]], dict[str, str], dict[str, str]]:
         source = client_from_params(self.params, "source_")
-        index = SourceIndex(source)
+        index = SourceIndex.read(source)
         already = at_dest(dest, index.own_ids()) if dest is not None else {}
         selection = index.select(self.params, exclude=set(already))
         known = {**index.from_dev, **already}

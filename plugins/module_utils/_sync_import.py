@@ -333,46 +333,18 @@ class SyncImportCore(ImportCore):
         mapped: dict[str, str],
         decision: dict[str, Any],
     ) -> str | None:
-        """The version string at dev (see ``_decide``); fills ``decision``."""
-        on_conflict = self.params.get("on_conflict") or "branch"
-        promote = bool(self.params.get("promote")) or on_conflict == "promote"
-        final = v.get("version")
-        if all(e["ours"] for e in pool):
-            decision["action"] = "kept"  # a dataset of this site's own: versions as the site made them
-            return final
+        """The version string at dev (see ``_decide`` and ``_sync_version.decide``); fills ``decision``."""
         ancestors = {mapped.get(a, "bundle:" + a) for a in self._ancestors(did)}
-        latest_id = versions.latest([(e["id"], e["version"]) for e in pool])
-        latest_version = next((e["version"] for e in pool if e["id"] == latest_id), None)
-        taken = {e["version"] for e in pool}
-        reason = None
-        if latest_id and latest_id not in ancestors:
-            reason = f"dev's latest version is {latest_version} ({latest_id}), not an ancestor"
-        elif final in taken:
-            reason = f"version {final} exists at dev"
-        decision.update(conflict=reason, dev_latest=latest_version)
-        if reason and on_conflict == "fail":
-            decision["action"] = "failed"
-            return final
-        if reason and on_conflict == "promote":
-            decision["action"] = "promoted"
-            top = versions.highest(taken)
-            if (
-                final
-                and versions.is_valid(final)
-                and final not in taken
-                and (top is None or versions.sdk_less(top, final))
-            ):
-                return final
-            return versions.next_version(top or "1.0.0")
-        if promote and not reason:
-            decision["action"] = "kept"
-            return final
-        decision["action"] = "branched"
-        base = versions.marked_version(final, self.site_name)
-        final, n = base, 2
-        while final in taken:
-            final, n = f"{base}.{n}", n + 1
-        return final
+        outcome = versions.decide(
+            v.get("version"),
+            pool,
+            ancestors,
+            site=self.site_name,
+            promote=bool(self.params.get("promote")),
+            on_conflict=self.params.get("on_conflict") or "branch",
+        )
+        decision.update(action=outcome.action, conflict=outcome.conflict, dev_latest=outcome.dev_latest)
+        return outcome.version
 
     def _decision(self, did: str, v: dict[str, Any], project: str | None) -> dict[str, Any]:
         return {

@@ -12,16 +12,16 @@ later candidate whose version string is valid (the PEP 440 grammar) when the pic
 
 The SDK's ``Version`` uses PEP 440's grammar but not quite its order: trailing zeros count (``1.0`` <
 ``1.0.0``), a pre-release compares by its number only (``1.0a2`` > ``1.0rc1``), ``1.0.post``/``1.0.dev``
-without a number fail to parse, and a local part compares by its *second* field (``+site`` fails,
-``+site_a.1`` compares ``"a"`` against the ``inf`` of a version without local part, which raises, so the
-candidate is skipped). :func:`sdk_key` reproduces that exactly (the unit tests check it against the
+without a number fail to parse, and a local part compares by its *second* field (``+site`` fails to
+parse; ``1.2.1+site_a`` is above ``1.2.0`` by its release, but against ``1.2.1`` compares ``"a"`` with the
+``inf`` of a version without local part, which raises, so whichever is listed first stays). :func:`sdk_key` reproduces that exactly (the unit tests check it against the
 SDK's class on a table and on generated versions), because what matters is what ``Dataset.get``
 returns, not what PEP 440 says.
 
 Consequence for sync-back: a string that is not a valid version never becomes ``Dataset.get``'s pick
 while any version of the dataset is valid. :func:`marked_version` gives ``<site version>@<site>``:
-``@`` is not part of the grammar, whatever the site is called. (``1.2.1+site_a`` would not do: for the
-SDK it either fails to compare or, against another local version, can win.)
+``@`` is not part of the grammar, whatever the site is called. (``1.2.1+site_a`` would not do: it is above
+``1.2.0`` and would become the latest.)
 
 No dependency on the SDK or ``packaging``: the module also runs on hosts that have neither.
 """
@@ -29,7 +29,8 @@ No dependency on the SDK or ``packaging``: the module also runs on hosts that ha
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 _GRAMMAR = r"""
@@ -134,3 +135,61 @@ def highest(candidates: Iterable[str | None]) -> str | None:
         if pick is None or sdk_less(pick, cand):
             pick = cand
     return pick
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A site version's fate at dev: ``version`` (the string it gets), ``action`` (``kept``,
+    ``branched``, ``promoted`` or ``failed``), ``conflict`` (why, or None), ``dev_latest`` (the version
+    ``Dataset.get`` returned at dev before)."""
+
+    version: str | None
+    action: str
+    conflict: str | None = None
+    dev_latest: str | None = None
+
+
+def decide(
+    version: str | None,
+    pool: Sequence[Mapping[str, Any]],
+    ancestors: Iterable[str],
+    *,
+    site: str,
+    promote: bool = False,
+    on_conflict: str = "branch",
+) -> Decision:
+    """The version policy of sync-back for one site version of a dataset.
+
+    ``pool``: the dataset's versions at dev, newest ``last_update`` first, as ``{id, version, ours}``
+    (``ours``: made by this site). ``ancestors``: the ids (at dev) of the site version's ancestors.
+
+    - Only this site's versions (a dataset the site created): the version is kept.
+    - Otherwise a conflict is: ``Dataset.get``'s pick at dev is not an ancestor, or the version string is
+      taken. Without one: kept with ``promote``, else ``<version>@<site>``. With one: ``on_conflict``
+      ``fail`` → ``failed``; ``promote`` → the version if valid, free and above every version there, else
+      the highest there bumped; ``branch`` → ``<version>@<site>`` (``.2``, ``.3``... while taken).
+    """
+    if all(entry.get("ours") for entry in pool):
+        return Decision(version, "kept")
+    pick = latest([(str(e["id"]), e.get("version")) for e in pool])
+    pick_version = next((e.get("version") for e in pool if e["id"] == pick), None)
+    taken = {e.get("version") for e in pool}
+    conflict = None
+    if pick and pick not in set(ancestors):
+        conflict = f"dev's latest version is {pick_version} ({pick}), not an ancestor"
+    elif version in taken:
+        conflict = f"version {version} exists at dev"
+    if conflict and on_conflict == "fail":
+        return Decision(version, "failed", conflict, pick_version)
+    if conflict and on_conflict == "promote":
+        top = highest(taken)
+        if version and is_valid(version) and version not in taken and (top is None or sdk_less(top, version)):
+            return Decision(version, "promoted", conflict, pick_version)
+        return Decision(next_version(top or "1.0.0"), "promoted", conflict, pick_version)
+    if not conflict and (promote or on_conflict == "promote"):
+        return Decision(version, "kept", None, pick_version)
+    base = marked_version(version, site)
+    final, n = base, 2
+    while final in taken:
+        final, n = f"{base}.{n}", n + 1
+    return Decision(final, "branched", conflict, pick_version)
