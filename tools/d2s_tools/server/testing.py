@@ -266,6 +266,7 @@ class ServerHandle:
         env.update(extra or {})
         for name in drop:
             env.pop(name, None)
+        write_flow_config(home)
         return env
 
     def _ssl_context(self) -> ssl.SSLContext | None:
@@ -373,3 +374,21 @@ def run_python(
         raise FlowFailed(
             f"the flow's last line is not JSON\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
         ) from None
+
+
+FLOW_CONFIG = """\
+# Written by d2s_tools.server.testing.flow_env.
+# clearml 2.1.x forks its reporter process after opening pooled keep-alive connections; parent and
+# child then interleave requests on one socket and one of them waits the SDK's 300 s read timeout
+# (seen against this server and a real one, about one run in three on a loaded machine). Report from
+# threads instead; it also makes task.close() take ~1 s instead of 10-16 s.
+sdk.development.report_use_subprocess: false
+"""
+
+
+def write_flow_config(home: Path) -> Path:
+    """``<home>/clearml.conf`` for an SDK flow (kept if the flow already has one)."""
+    conf = Path(home) / "clearml.conf"
+    if not conf.exists():
+        conf.write_text(FLOW_CONFIG, encoding="utf-8")
+    return conf
