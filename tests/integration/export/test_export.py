@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -214,6 +215,10 @@ def test_images_travel_as_layer_blobs(exported, tmp_path) -> None:
 def test_wheelhouse_for_site_hosts(exported, tmp_path) -> None:
     """Wheels given to the export travel as blobs with their file names, ready for pip --no-index."""
     wheels = tmp_path / "wheels"
+    source = tmp_path / "tools-src"  # a copy: setuptools builds in the source tree
+    shutil.copytree(
+        REPO / "tools", source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
+    )
     subprocess.run(
         [
             str(VENV_BIN / "pip"),
