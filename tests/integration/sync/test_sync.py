@@ -657,53 +657,46 @@ def test_systemd_timer_units(tmp_path: Path) -> None:
         pytest.skip("systemd-analyze is not installed")
     role = REPO / "roles" / "dataset_sync"
     cases = {"*/15 * * * *": "*-*-* *:0/15:00", "30 2 * * *": "*-*-* 2:30:00", "@hourly": "hourly"}
-    for i, (schedule, expected) in enumerate(cases.items()):
-        out = tmp_path / f"units-{i}"
-        play = [
-            {
-                "name": "Render",
-                "hosts": "localhost",
-                "gather_facts": False,
-                "vars_files": [str(role / "defaults" / "main.yml"), str(role / "vars" / "main.yml")],
-                "tasks": [
-                    {
-                        "name": "Dir",
-                        "ansible.builtin.file": {"path": str(out), "state": "directory", "mode": "0755"},
+    play = [
+        {
+            "name": "Render",
+            "hosts": "localhost",
+            "gather_facts": False,
+            "vars_files": [str(role / "defaults" / "main.yml"), str(role / "vars" / "main.yml")],
+            "tasks": [
+                {
+                    "name": "Render the units of each schedule",
+                    "ansible.builtin.template": {
+                        "src": str(role / "templates") + "/{{ unit }}.j2",
+                        "dest": str(tmp_path) + "/{{ index }}-{{ unit }}",
+                        "mode": "0644",
                     },
-                    {
-                        "name": "Render",
-                        "ansible.builtin.template": {
-                            "src": str(role / "templates") + "/{{ unit }}.j2",
-                            "dest": str(out) + "/{{ unit }}",
-                            "mode": "0644",
-                        },
-                        "loop": ["d2s-dataset-sync.service", "d2s-dataset-sync.timer"],
-                        "loop_control": {"loop_var": "unit"},
+                    # task vars are above the role files' precedence, as inventory values are above defaults
+                    "vars": {
+                        "dataset_sync_schedule": "{{ item.0 }}",
+                        "dataset_sync_home": str(tmp_path / "home"),
+                        "unit": "{{ item.1 }}",
+                        "index": "{{ schedules.index(item.0) }}",
+                        "schedules": list(cases),
                     },
-                ],
-            }
-        ]
-        pb = tmp_path / f"render-{i}.json"
-        pb.write_text(json.dumps(play))
-        proc = subprocess.run(
-            [
-                *(str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(pb)),
-                # extra vars: above the role files' precedence, as inventory values are above defaults
-                *(
-                    "-e",
-                    json.dumps(
-                        {"dataset_sync_schedule": schedule, "dataset_sync_home": str(tmp_path / "home")}
-                    ),
-                ),
+                    "loop": "{{ schedules | product(['d2s-dataset-sync.service', 'd2s-dataset-sync.timer']) | list }}",
+                }
             ],
-            cwd=REPO,
-            env=project_env(ANSIBLE_PYTHON_INTERPRETER=str(VENV_BIN / "python")),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert proc.returncode == 0, proc.stdout[-3000:]
-        timer = (out / "d2s-dataset-sync.timer").read_text()
+        }
+    ]
+    pb = tmp_path / "render.json"
+    pb.write_text(json.dumps(play))
+    proc = subprocess.run(
+        [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(pb)],
+        cwd=REPO,
+        env=project_env(ANSIBLE_PYTHON_INTERPRETER=str(VENV_BIN / "python")),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    for i, expected in enumerate(cases.values()):
+        timer = (tmp_path / f"{i}-d2s-dataset-sync.timer").read_text()
         on_calendar = next(
             line.split("=", 1)[1] for line in timer.splitlines() if line.startswith("OnCalendar=")
         )
@@ -712,5 +705,5 @@ def test_systemd_timer_units(tmp_path: Path) -> None:
             ["systemd-analyze", "calendar", on_calendar], capture_output=True, text=True, check=False
         )
         assert check.returncode == 0, check.stderr
-        service = (out / "d2s-dataset-sync.service").read_text()
+        service = (tmp_path / f"{i}-d2s-dataset-sync.service").read_text()
         assert f"ExecStart={tmp_path / 'home'}/bin/d2s-dataset-sync" in service
