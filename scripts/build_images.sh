@@ -32,4 +32,9 @@ start=$SECONDS
 if ! "$venv/bin/python" "$repo/scripts/images_build.py" --venv "$venv" "$@"; then
     die "image build failed after $((SECONDS - start))s (logs: ${D2S_CACHE_DIR:-$HOME/.cache/d2s}/logs/)"
 fi
+if [[ $# -eq 0 ]]; then
+    # The clearml-serving inference image (issue #8), built FROM d2s/base like the others, cached by inputs.
+    "$venv/bin/python" "$repo/images/serving-inference/build.py" --venv "$venv" ||
+        die "serving-inference image build failed (log: ${D2S_CACHE_DIR:-$HOME/.cache/d2s}/logs/serving-inference.log)"
+fi
 echo "build_images: done in $((SECONDS - start))s" >&2

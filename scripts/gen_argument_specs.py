@@ -33,6 +33,14 @@ def _comments(text: str) -> dict[str, str]:
     return out
 
 
+def _kind(value: object) -> str:
+    """The argument-spec type of a default value (bool before int: a bool is an int in Python)."""
+    for kind, types in (("bool", bool), ("list", list), ("dict", dict), ("int", int), ("float", float)):
+        if isinstance(value, types):
+            return kind
+    return "str"
+
+
 def generate(role_dir: Path) -> None:
     text = (role_dir / "defaults" / "main.yml").read_text()
     defaults = yaml.safe_load(text) or {}
