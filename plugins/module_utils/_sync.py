@@ -373,14 +373,9 @@ class SyncCore:
             raise ClearmlModuleError(f"The parent directory of bundle '{dest}' does not exist")
         result = self._base("export", False)
         result["selected"] = {k: len(v) for k, v in selection.items()}
-        _core, exported = self._export(dest, selection, known, check=self.check_mode)
+        core, exported = self._export(dest, selection, known, check=self.check_mode)
         changed = bool(exported.get("changed"))
-        manifest_path = dest / "manifest.json"
-        sent = (
-            describe_bundle(json.loads(manifest_path.read_text()))
-            if manifest_path.exists() and not self.check_mode
-            else None
-        )
+        sent = describe_bundle(core.writer.manifest)  # check mode too: the bundle it would write
         result.update(
             changed=changed,
             bundle=str(dest),
@@ -389,7 +384,7 @@ class SyncCore:
             redactions=exported.get("redactions") or [],
             bytes=exported.get("bytes"),
         )
-        if changed and not self.check_mode and sent is not None:
+        if changed and not self.check_mode:
             objects = {k: sorted(v) for k, v in sent.items()}
             result["sync_info"] = self._write_sync_info("export", exported["digest"], None, None, objects)
         if self.diff:

@@ -471,6 +471,9 @@ def test_3_carried_disk(world: World) -> None:
         "bundle": str(carried),
         "sync_info_path": str(world.tmp / "site_a" / "sync_info.json"),
     }
+    plan = sync(world, export, "--check")
+    assert plan["changed"] is True and a3["id"] in plan["sent"]["datasets"], plan
+    assert not carried.exists()
     res = sync(world, export)
     assert res.get("failed") is not True, res
     assert res["changed"] is True
