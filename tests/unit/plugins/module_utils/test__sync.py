@@ -257,3 +257,26 @@ def test_job_reports_a_failed_sync(tmp_path: Path, capsys: pytest.CaptureFixture
     line = json.loads(out)
     assert line["failed"] is True and "127.0.0.1:9" in line["msg"]
     assert "secret-value" not in out
+
+
+def test_module_documents_its_argument_spec() -> None:
+    """What validate-modules checks: every option documented with the spec's type, default and choices."""
+    import yaml
+
+    from ansible_collections.deploy2standalone.clearml.plugins.modules import dataset_sync
+
+    doc = yaml.safe_load(dataset_sync.DOCUMENTATION)["options"]
+    spec = _sync.sync_argument_spec()
+    assert set(doc) == set(spec)
+    for name, opts in spec.items():
+        assert doc[name]["type"] == opts["type"], name
+        assert doc[name].get("default") == opts.get("default"), name
+        assert doc[name].get("choices") == opts.get("choices"), name
+        assert doc[name].get("elements") == opts.get("elements"), name
+        assert bool(doc[name].get("required")) == bool(opts.get("required")), name
+    assert "source_dest" in " ".join(
+        yaml.safe_load(dataset_sync.DOCUMENTATION)["extends_documentation_fragment"]
+    )
+    yaml.safe_load(dataset_sync.EXAMPLES)
+    returned = yaml.safe_load(dataset_sync.RETURN)
+    assert all({"description", "returned", "type", "sample"} <= set(v) for v in returned.values())
