@@ -14,6 +14,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -47,6 +48,7 @@ from ansible_collections.deploy2standalone.clearml.plugins.module_utils._triton_
 )
 from ansible_collections.deploy2standalone.clearml.plugins.module_utils._triton_serve import (
     TritonImageCore,
+    _models_to_load,
     select_endpoints,
 )
 from ansible_collections.deploy2standalone.clearml.plugins.modules import triton_image
@@ -488,6 +490,24 @@ def test_select_endpoints() -> None:
     }
     with pytest.raises(ClearmlModuleError, match=r"\['nothing\*'\] match no triton endpoint"):
         select_endpoints(endpoints, ["iris_onnx", "nothing*"])
+
+
+def test_models_to_load_on_a_container_that_stays() -> None:
+    """New files, files other than those last loaded, or not READY: (re)load; anything else: leave alone."""
+
+    plan = SimpleNamespace(
+        models=[
+            SimpleNamespace(name=n, digest=d)
+            for n, d in (("a", "1"), ("b", "2"), ("c", "3"), ("d", "4"), ("e", "5"))
+        ]
+    )
+    repo = {"added": ["a"], "updated": ["b"]}
+    index = {n: {"state": "READY"} for n in "abce"} | {"d": {"state": "UNAVAILABLE"}}
+    loaded = {"a": "0", "b": "0", "c": "3", "d": "4", "e": "old"}
+    assert _models_to_load(plan, repo, index, loaded) == ["a", "b", "d", "e"]
+    # Unknown history (no state file, or another container): only what this run wrote or what is not READY.
+    assert _models_to_load(plan, repo, index, None) == ["a", "b", "d"]
+    assert _models_to_load(plan, {"added": [], "updated": []}, index, None) == ["d"]
 
 
 def test_docker_cli_refuses_mutating_calls_in_check_mode() -> None:
