@@ -8,6 +8,7 @@ keeps process-global state); it writes its results as JSON, which the tests asse
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -42,10 +43,14 @@ def run_flow(
     out = home / f"{Path(script).stem}.json"
     out.unlink(missing_ok=True)
     env = server.flow_env(home, extra=env_extra, drop=env_drop)
+    # Run a copy outside the checkout: inside a git clone the SDK inspects the repository of the script
+    # and its remote (the CI clone's `origin`), and task.close() then hung until the timeout.
+    flows = home / "_flows"
+    shutil.copytree(FLOWS, flows, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
     started = time.monotonic()
     try:
         proc = subprocess.run(
-            [sys.executable, str(FLOWS / script), str(out), *args],
+            [sys.executable, str(flows / script), str(out), *args],
             env=env,
             cwd=home,
             capture_output=True,
