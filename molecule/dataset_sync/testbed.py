@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -92,9 +93,13 @@ def up(state: Path) -> None:
         "files": {"train/site_a/annotated.csv": "f1,f2,f3,f4,label\n5.0,3.4,1.5,0.2,setosa\n"},
     }
     home = state / "homes" / "site-version"
+    # a copy outside the checkout: in a git clone with an origin remote, the SDK's inspection of the
+    # script's repository can hang task.close() (seen by the sync tests in a clean-clone CI run)
+    script = state / "flows.py"
+    shutil.copyfile(REPO / "tests" / "integration" / "sync" / "flows.py", script)
     flow = runner.run(
         "site-version",
-        [str(REPO / "tests" / "integration" / "sync" / "flows.py"), "version", json.dumps(spec)],
+        [str(script), "version", json.dumps(spec)],
         cwd=state,
         env=runner.flow_env(sdk_env(site), home),
         logs=state / "logs",
