@@ -95,13 +95,20 @@ class SiteState:
                 "system_tags": [ORIGIN + dev_id],
                 "search_hidden": True,
                 "only_fields": ["id", "system_tags", "status"],
+                # A user's clone of an imported task carries its system tags too: the import's own is the oldest.
+                "order_by": ["created"],
             },
         ).get("tasks")
         return found[0] if found else None
 
     def find_model(self, dev_id: str) -> dict[str, Any] | None:
         found = self.client.call(
-            "models.get_all", {"system_tags": [ORIGIN + dev_id], "only_fields": ["id", "system_tags", "uri"]}
+            "models.get_all",
+            {
+                "system_tags": [ORIGIN + dev_id],
+                "only_fields": ["id", "system_tags", "uri"],
+                "order_by": ["created"],
+            },
         ).get("models")
         return found[0] if found else None
 
