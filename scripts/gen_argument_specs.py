@@ -46,7 +46,8 @@ def generate(role_dir: Path) -> None:
     defaults = yaml.safe_load(text) or {}
     comments = _comments(text)
     spec_path = role_dir / "meta" / "argument_specs.yml"
-    old = yaml.safe_load(spec_path.read_text())["argument_specs"]["main"] if spec_path.exists() else {}
+    specs = yaml.safe_load(spec_path.read_text())["argument_specs"] if spec_path.exists() else {}
+    old = specs.get("main") or {}
     options = {}
     for name, value in defaults.items():
         kind = (
@@ -60,7 +61,12 @@ def generate(role_dir: Path) -> None:
             if isinstance(value, dict)
             else "str"
         )
-        opt = {"description": comments.get(name) or name, "type": kind, "default": value}
+        old_opt = old.get("options", {}).get(name) or {}
+        opt = {
+            "description": comments.get(name) or old_opt.get("description") or name,
+            "type": kind,
+            "default": value,
+        }
         if kind == "list":
             opt["elements"] = "str"
         if name.endswith(("secret_key", "access_key", "password")):
@@ -75,8 +81,10 @@ def generate(role_dir: Path) -> None:
         "author": old.get("author") or ["deploy2standalone contributors"],
         "options": options,
     }
+    # Other entry points (tasks_from) are written by hand and kept as they are.
+    specs = {"main": main, **{k: v for k, v in specs.items() if k != "main"}}
     spec_path.write_text(
-        "---\n" + yaml.dump({"argument_specs": {"main": main}}, Dumper=_Dumper, sort_keys=False, width=120)
+        "---\n" + yaml.dump({"argument_specs": specs}, Dumper=_Dumper, sort_keys=False, width=120)
     )
 
 

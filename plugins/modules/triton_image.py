@@ -113,7 +113,7 @@ options:
   model_repository:
     description: Where the site's model repository is written; mounted read-only at C(/models).
     type: path
-    default: /var/lib/deploy2standalone/triton/models
+    default: /var/lib/d2s/triton/models
   hardlink:
     description: Hard-link model files from the bundle's blobs into the repository where possible, instead of copying.
     type: bool
@@ -214,9 +214,9 @@ EXAMPLES = r"""
 - name: Serve the bundle's Triton endpoints at the site
   deploy2standalone.clearml.triton_image:
     state: started
-    bundle: /var/lib/deploy2standalone/bundles/current
-    image_record: /var/lib/deploy2standalone/transfer/triton-image.json
-    image_store: /var/lib/deploy2standalone/store
+    bundle: /var/lib/d2s/bundles/current
+    image_record: /var/lib/d2s/transfer/triton-image.json
+    image_store: /var/lib/d2s/store
     gpus: [all]
     smoke_samples:
       iris_onnx: {features: [[5.1, 3.5, 1.4, 0.2]]}
@@ -247,7 +247,7 @@ repository:
   description: The model repository, C(added), C(updated), C(unchanged), C(removed), C(rolled_back) model names and digests.
   returned: state is present or started
   type: dict
-  sample: {"path": "/var/lib/deploy2standalone/triton/models", "added": [], "updated": ["iris_onnx"], "models": {"iris_onnx": "3f9a…"}}
+  sample: {"path": "/var/lib/d2s/triton/models", "added": [], "updated": ["iris_onnx"], "models": {"iris_onnx": "3f9a…"}}
 endpoints:
   description: Served endpoint url to Triton model name.
   returned: state is present or started
@@ -312,7 +312,7 @@ ARGUMENT_SPEC = {
     "python_model_content": {"type": "str"},
     "instance_group": {"type": "raw"},
     "instance_groups": {"type": "dict"},
-    "model_repository": {"type": "path", "default": "/var/lib/deploy2standalone/triton/models"},
+    "model_repository": {"type": "path", "default": "/var/lib/d2s/triton/models"},
     "hardlink": {"type": "bool", "default": True},
     "name": {"type": "str", "default": "d2s-triton"},
     "listen_address": {"type": "str", "default": "127.0.0.1"},
