@@ -18,6 +18,14 @@ description:
   - V(state=assembled) (site host) assembles the bundle at O(dest) from the partial (or complete, for example carried on
     a disk) bundle O(src) and the store O(path), verifies the whole (every listed blob present with its hash, nothing
     unlisted), adds the new blobs to the store, and keeps the bundle it replaces at C(<dest>.previous) for rollback.
+  - V(state=rolled_back) (site host) returns to the previous bundle. It verifies C(<dest>.previous) completely (and its
+    signature when O(require_signature)), then swaps C(<dest>) and C(<dest>.previous) in one atomic step, so the site
+    always has a verified current bundle and the newer one stays at C(<dest>.previous). Fails, changing nothing, when
+    there is no previous bundle or it does not verify.
+  - A swap would undo itself when repeated, so V(state=rolled_back) first records C({from, to}) digests in
+    C(<dest>.rollback.json); a second run finds the site already rolled back and changes nothing.
+    V(state=rolled_forward) swaps back, but only from that recorded state. Assembling a new bundle
+    (V(state=assembled)) ends the rollback and drops the record.
 extends_documentation_fragment:
   - deploy2standalone.clearml.attributes
 attributes:
@@ -26,14 +34,19 @@ attributes:
     details:
       - Reports what would be sent or assembled without writing.
   diff_mode:
-    support: none
+    support: partial
+    details:
+      - V(state=rolled_back) and V(state=rolled_forward) show the current and previous bundle digests before and after.
   idempotent:
     support: full
+    details:
+      - V(state=rolled_back) and V(state=rolled_forward) use the record C(<dest>.rollback.json) to tell a repeated run
+        from a new one.
 options:
   state:
     description: What to do, see the description.
     type: str
-    choices: [digests, partial, assembled]
+    choices: [digests, partial, assembled, rolled_back, rolled_forward]
     required: true
   path:
     description: The blob store directory (V(state=digests) and V(state=assembled)). Created when missing.
@@ -42,7 +55,9 @@ options:
     description: V(state=partial) the complete bundle; V(state=assembled) the partial or complete bundle to assemble from.
     type: path
   dest:
-    description: V(state=partial) the partial bundle to write; V(state=assembled) the bundle directory to publish.
+    description:
+      - V(state=partial) the partial bundle to write; V(state=assembled) the bundle directory to publish.
+      - V(state=rolled_back) and V(state=rolled_forward) the site's current bundle directory (C(<dest>.previous) beside it).
     type: path
   site_digests:
     description: V(state=partial) the digests the site already holds (from V(state=digests)).
@@ -50,7 +65,8 @@ options:
     elements: str
     default: []
   require_signature:
-    description: V(state=assembled) refuse a bundle that is not signed by one of O(public_key).
+    description: V(state=assembled), V(state=rolled_back) and V(state=rolled_forward) refuse a bundle (the one that
+      would become current) that is not signed by one of O(public_key).
     type: bool
     default: false
   public_key:
@@ -84,6 +100,17 @@ EXAMPLES = r"""
     src: /var/lib/d2s/inbox
     path: /var/lib/d2s/store
     dest: /var/lib/d2s/bundles/current
+
+- name: Return the site to its previous bundle (a second run changes nothing)
+  deploy2standalone.clearml.bundle_store:
+    state: rolled_back
+    dest: /var/lib/d2s/bundles/current
+  register: rollback
+
+- name: Undo the rollback
+  deploy2standalone.clearml.bundle_store:
+    state: rolled_forward
+    dest: /var/lib/d2s/bundles/current
 """
 
 RETURN = r"""
@@ -94,8 +121,8 @@ digests:
   elements: str
   sample: ["069ae2fa55d87c46a2842cc5c8195deabdcaaa0307ba22c6f0dd5a1f16afd95b"]
 content_digest:
-  description: Content digest of the bundle written or assembled.
-  returned: state in ['partial', 'assembled']
+  description: Content digest of the bundle written or assembled; after a rollback (or roll-forward), of the current one.
+  returned: state != 'digests'
   type: str
   sample: sha256:5dd2df8155ade718c19d9904e01882ec2e13be1a73d9afbfaed5451653ee600d
 blobs:
@@ -115,9 +142,24 @@ skipped_blobs:
   sample: 24
 previous:
   description: Where the replaced bundle was kept.
-  returned: state == 'assembled' and a bundle was replaced
+  returned: state in ['rolled_back', 'rolled_forward'], or state == 'assembled' and a bundle was replaced
   type: str
   sample: /var/lib/d2s/bundles/current.previous
+previous_digest:
+  description: Content digest of the bundle at C(<dest>.previous) after the run.
+  returned: state in ['rolled_back', 'rolled_forward']
+  type: str
+  sample: sha256:0c6b4fa6e7a3c2d1f0e9b8a7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7
+rolled_back:
+  description: Whether the site runs its previous bundle after the run (a recorded rollback).
+  returned: state in ['rolled_back', 'rolled_forward']
+  type: bool
+  sample: true
+record:
+  description: The rollback record beside O(dest).
+  returned: state in ['rolled_back', 'rolled_forward']
+  type: str
+  sample: /var/lib/d2s/bundles/current.rollback.json
 """
 
 import traceback
@@ -131,7 +173,11 @@ from ansible_collections.deploy2standalone.clearml.plugins.module_utils._transfe
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "state": {"type": "str", "choices": ["digests", "partial", "assembled"], "required": True},
+            "state": {
+                "type": "str",
+                "choices": ["digests", "partial", "assembled", "rolled_back", "rolled_forward"],
+                "required": True,
+            },
             "path": {"type": "path"},
             "src": {"type": "path"},
             "dest": {"type": "path"},
@@ -143,12 +189,14 @@ def main() -> None:
             ("state", "digests", ("path",)),
             ("state", "partial", ("src", "dest")),
             ("state", "assembled", ("src", "dest", "path")),
+            ("state", "rolled_back", ("dest",)),
+            ("state", "rolled_forward", ("dest",)),
             ("require_signature", True, ("public_key",)),
         ],
         supports_check_mode=True,
     )
     try:
-        result = TransferCore(module.params, check_mode=module.check_mode).run()
+        result = TransferCore(module.params, check_mode=module.check_mode, diff=module._diff).run()
     except ClearmlModuleError as exc:
         module.fail_json(msg=exc.msg, exception=traceback.format_exc(), **exc.result)
     module.exit_json(**result)
