@@ -12,9 +12,11 @@ Private to this collection: not a public API, may change without notice.
    its endpoints, canaries, and the ``General/triton_grpc_server`` that would override ours);
 3. the image: loaded from ``image_record`` + ``image_store`` or from the bundle's images, unless the
    daemon already has its ID (``_images.load_image``);
-4. the container spec (image ID, environment, limits) and its digest, stored in a label: a container
-   with the same digest and image ID that runs is left alone (``changed: false``); otherwise it is
-   started, or replaced;
+4. the container spec (image ID, environment, limits, and the fingerprint of the serving service's
+   configuration) and its digest, stored in a label: a container with the same digest and image ID that
+   runs is left alone (``changed: false``); otherwise it is started, or replaced. The fingerprint makes a
+   changed serving configuration (a redeploy or rollback imported other endpoints, models or preprocess
+   code) replace the container at once, instead of waiting for the service's next poll;
 5. readiness: HTTP up, then every smoke request answered 200 (and as expected, when given).
 
 The docker CLI is driven directly (as ``_images`` does); the secret key reaches ``docker run`` through
@@ -53,6 +55,11 @@ MANAGED_LABEL = f"{LABEL_PREFIX}.managed"
 SPEC_LABEL = f"{LABEL_PREFIX}.spec"
 DIGEST_LABEL = f"{LABEL_PREFIX}.spec-digest"
 SERVICE_LABEL = f"{LABEL_PREFIX}.service-id"
+CONFIG_LABEL = f"{LABEL_PREFIX}.service-config"
+# What clearml-serving's inference service reloads on its poll (ModelRequestProcessor.deserialize hashes
+# the same): the configuration objects, the General hyperparameters and the preprocess artifacts' hashes.
+# model_monitoring_eps is left out: the running service itself writes it.
+CONFIG_OBJECTS = ("endpoints", "canary", "model_monitoring", "metric_logging")
 CONTAINER_CA = "/etc/deploy2standalone/clearml-ca.pem"
 SERVING_TAG = "serving-control-plane"
 SECRET_ENV = ("CLEARML_API_ACCESS_KEY", "CLEARML_API_SECRET_KEY")
@@ -233,12 +240,38 @@ class Service:
     endpoints: dict[str, Any]
     canary: dict[str, Any]
     triton_param: str | None
+    fingerprint: str = ""
 
     def urls(self) -> list[str]:
         return sorted(set(self.endpoints) | set(self.canary))
 
     def needs_triton(self) -> bool:
         return any(str((ep or {}).get("engine_type")) == "triton" for ep in self.endpoints.values())
+
+
+def config_fingerprint(doc: Mapping[str, Any]) -> str:
+    """SHA-256 of what the inference service loads from its serving task, as the server holds it.
+
+    The raw text of the ``endpoints``, ``canary``, ``model_monitoring`` and ``metric_logging``
+    configuration objects (read as stored, so the value is the same with or without the SDK), the
+    ``General`` hyperparameters, and each artifact's key and hash (the preprocess code). Endpoints, model
+    ids, canary weights and preprocess code all change it; a status change or a ping does not.
+    """
+    config = doc.get("configuration") or {}
+    general = ((doc.get("hyperparams") or {}).get("General") or {}) if isinstance(doc, Mapping) else {}
+    artifacts = (doc.get("execution") or {}).get("artifacts") or []
+    whole = {
+        "configuration": {name: str((config.get(name) or {}).get("value") or "") for name in CONFIG_OBJECTS},
+        "general": {
+            str(k): str((v or {}).get("value") if isinstance(v, Mapping) else v) for k, v in general.items()
+        },
+        "artifacts": sorted(
+            [str(a.get("key")), str(a.get("hash") or ""), str(a.get("content_size") or "")]
+            for a in artifacts
+            if isinstance(a, Mapping)
+        ),
+    }
+    return hashlib.sha256(json.dumps(whole, sort_keys=True).encode()).hexdigest()
 
 
 def read_service(client: Any, serving_id: str) -> Service:
@@ -270,6 +303,7 @@ def read_service(client: Any, serving_id: str) -> Service:
         endpoints=endpoints,
         canary=canary,
         triton_param=(general.get("value") or None) if isinstance(general, Mapping) else None,
+        fingerprint=config_fingerprint(doc),
     )
 
 
@@ -410,6 +444,7 @@ class Spec:
     cpus: float | None
     ca_path: str | None
     serving_id: str
+    service_config: str = ""
 
     def public(self) -> dict[str, Any]:
         """What the diff and the label show (secrets masked)."""
@@ -422,6 +457,7 @@ class Spec:
             "memory": self.memory,
             "cpus": self.cpus,
             "ca_path": self.ca_path,
+            "service_config": self.service_config,
         }
 
     def digest(self) -> str:
@@ -434,6 +470,7 @@ class Spec:
         args += ["--label", f"{MANAGED_LABEL}=true", "--label", f"{DIGEST_LABEL}={self.digest()}"]
         args += ["--label", f"{SPEC_LABEL}={json.dumps(self.public(), sort_keys=True)}"]
         args += ["--label", f"{SERVICE_LABEL}={self.serving_id}"]
+        args += ["--label", f"{CONFIG_LABEL}={self.service_config}"]
         if self.memory:
             args += ["--memory", self.memory]
         if self.cpus:
@@ -443,7 +480,9 @@ class Spec:
         return [*args, self.image]
 
 
-def build_spec(params: Mapping[str, Any], image: Mapping[str, Any], serving_id: str) -> Spec:
+def build_spec(
+    params: Mapping[str, Any], image: Mapping[str, Any], serving_id: str, service_config: str = ""
+) -> Spec:
     ca_path = params.get("ca_path") if params.get("validate_certs", True) else None
     if ca_path and not Path(ca_path).is_file():
         raise ServingError(f"ca_path '{ca_path}' is not a file on this host")
@@ -457,6 +496,7 @@ def build_spec(params: Mapping[str, Any], image: Mapping[str, Any], serving_id: 
         cpus=params.get("cpus"),
         ca_path=str(Path(ca_path).resolve()) if ca_path else None,
         serving_id=serving_id,
+        service_config=service_config,
     )
 
 
@@ -476,6 +516,7 @@ def current_state(doc: Mapping[str, Any] | None) -> dict[str, Any] | None:
         "status": state.get("Status"),
         "managed": labels.get(MANAGED_LABEL) == "true",
         "digest": labels.get(DIGEST_LABEL),
+        "service_config": labels.get(CONFIG_LABEL),
         "spec": spec,
     }
 
@@ -494,10 +535,21 @@ def plan_action(current: Mapping[str, Any] | None, spec: Spec) -> tuple[str, lis
         after = spec.public()["env"]
         changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
         other = sorted(
-            k for k, v in spec.public().items() if k != "env" and (current.get("spec") or {}).get(k) != v
+            k
+            for k, v in spec.public().items()
+            if k not in ("env", "service_config") and (current.get("spec") or {}).get(k) != v
         )
-        detail = ", ".join([*(f"env {k}" for k in changed), *other]) or "secrets"
-        reasons.append(f"configuration changed ({detail})")
+        if changed or other:
+            reasons.append(f"configuration changed ({', '.join([*(f'env {k}' for k in changed), *other])})")
+        old_config = current.get("service_config") or (current.get("spec") or {}).get("service_config")
+        if old_config != spec.service_config:
+            reasons.append(
+                "the serving service's configuration changed (endpoints, models or preprocess code: "
+                f"{(old_config or 'unknown')[:12]} -> {spec.service_config[:12]}); the service reloads it "
+                "at once instead of at its next poll"
+            )
+        elif not (changed or other):
+            reasons.append("configuration changed (secrets)")
     if reasons:
         return "recreate", reasons
     if not current["running"]:
@@ -708,14 +760,19 @@ class ServingCore:
         manifest = read_manifest(p.get("bundle"))
         service, dev_id = self._preflight(smoke, manifest)
         image = ensure_image(self.docker, p, manifest)
-        spec = build_spec(p, image, service.id)
+        spec = build_spec(p, image, service.id, service.fingerprint)
         action, reasons = plan_action(current, spec)
         self._apply(action, spec)
         result: dict[str, Any] = {
             "changed": action != "none" or image["changed"],
             "serving_id": service.id,
             "dev_serving_id": dev_id,
-            "service": {"name": service.name, "status": service.status, "endpoints": service.urls()},
+            "service": {
+                "name": service.name,
+                "status": service.status,
+                "endpoints": service.urls(),
+                "fingerprint": service.fingerprint,
+            },
             "image": {k: image[k] for k in ("name", "id", "source", "loaded")},
             "container": {"name": name, "action": action, "reasons": reasons, "image_id": spec.image_id},
             "url": self._url() + "/serve/",

@@ -22,6 +22,11 @@ description:
   - O(state=started) leaves a running container with the same image ID and configuration alone; otherwise it starts
     it, or replaces it. It then waits until the service answers HTTP and every O(smoke_requests) endpoint answers 200,
     as expected when an answer is given. O(state=absent) removes the container.
+  - The container's configuration includes a fingerprint of the serving service as the site server holds it (its
+    C(endpoints), C(canary), C(model_monitoring) and C(metric_logging) configuration, C(General) hyperparameters and
+    artifact hashes, i.e. endpoints, model ids and preprocess code). When an import (a redeploy, a rollback) changed
+    it, the container is replaced, so the new configuration is served at once rather than at the service's next poll
+    (O(poll_frequency) minutes).
   - The module drives the C(docker) CLI on the host it runs on; it needs no ClearML SDK there (without the SDK's HOCON
     parser, the service's configuration is outlined by a small reader of its own).
 extends_documentation_fragment:
@@ -187,10 +192,13 @@ dev_serving_id:
   type: str
   sample: dd3ba256df754373a258ed7b9e88a6c8
 service:
-  description: The serving service as the site server holds it (C(endpoints) is null when they cannot be read).
+  description:
+    - The serving service as the site server holds it (C(endpoints) is null when they cannot be read).
+    - C(fingerprint) is the SHA-256 of its configuration that the container's label keeps.
   returned: state is started
   type: dict
-  sample: {"name": "iris serving", "status": "in_progress", "endpoints": ["iris_canary", "iris_custom/1", "iris_onnx"]}
+  sample: {"name": "iris serving", "status": "in_progress", "endpoints": ["iris_canary", "iris_custom/1", "iris_onnx"],
+           "fingerprint": "3f2a…"}
 image:
   description: The image run, and whether it was loaded (from the bundle or a record) by this run.
   returned: state is present or started
