@@ -9,6 +9,12 @@ Steps: resolve (``_deployment``) → download every file into a blob store in a 
 ``dest`` (blobs of an earlier bundle at ``dest`` are hard-linked first, so an unchanged file is never
 written again) → redact task documents → build and validate the manifest → checksums (+ signature) →
 compare the content digest with the bundle already at ``dest`` → publish by rename, or discard.
+
+Check mode builds the same bundle in the workspace and never touches ``dest``; it keeps the would-be
+bundle's control files (manifest with its blob index, checksums, volatile fields, signature) at
+``<dest>.plan/`` (returned as ``plan_path``) so that the downstream roles can plan against it: the
+transfer (which blobs a site lacks) and the import (what would be created or updated). Each check run
+replaces that directory; a real run removes it.
 """
 
 from __future__ import annotations
@@ -25,7 +31,10 @@ from typing import Any
 
 from ansible_collections.deploy2standalone.clearml.plugins.module_utils import _bundle as bundle
 from ansible_collections.deploy2standalone.clearml.plugins.module_utils import _images
-from ansible_collections.deploy2standalone.clearml.plugins.module_utils._bundle_base import canonical_json
+from ansible_collections.deploy2standalone.clearml.plugins.module_utils._bundle_base import (
+    CONTROL_FILES,
+    canonical_json,
+)
 from ansible_collections.deploy2standalone.clearml.plugins.module_utils._bundle_store import BlobStore
 from ansible_collections.deploy2standalone.clearml.plugins.module_utils._clearml import (
     ClearmlClient,
@@ -39,6 +48,8 @@ from ansible_collections.deploy2standalone.clearml.plugins.module_utils._deploym
 from ansible_collections.deploy2standalone.clearml.plugins.module_utils._redact import Redactor, redact_task
 
 COLLECTION_VERSION = "0.1.0"
+# A check run keeps the would-be bundle's control files at <dest> + PLAN_SUFFIX.
+PLAN_SUFFIX = ".plan"
 _MEDIA = {
     "model": "application/octet-stream",
     "task-record": "application/json",
@@ -127,6 +138,7 @@ class ExportCore:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
 
     def _run(self) -> dict[str, Any]:
+        self._drop_plan()  # the last check run's plan: stale whatever this run does (or fails to do)
         reader = DeploymentReader(self.client, self.tmpdir)
         p = self.params
         if p.get("serving_id"):
@@ -151,11 +163,10 @@ class ExportCore:
             "tasks": {t: d.get("name") for t, d in dep.tasks.items()},
             "datasets": {d: doc.get("name") for d, doc in dep.datasets.items()},
         }
-        # Check mode builds the bundle the same way in a temporary sibling (dev is only read) and
-        # compares its content digest; it skips only the publishing rename.
-        # Check mode writes into a scratch directory (never dest) and only compares digests.
+        # Check mode builds the bundle the same way in the workspace beside dest (dev is only read),
+        # compares its content digest and keeps its control files as the plan (_keep_plan); dest is
+        # never written. A partial bundle is also built complete in the workspace first.
         partial = self.params.get("site_digests")
-        # Check mode (and a partial bundle) builds the complete bundle in scratch space first.
         target = Path(self.tmpdir) / "complete" if (self.check_mode or partial) else self.dest
         self.previous = bundle._previous_store(self.dest)
         with bundle.BundleWriter(
@@ -197,6 +208,7 @@ class ExportCore:
                 if self.dest.exists():
                     shutil.rmtree(self.dest)
                 os.rename(staging, self.dest)
+        plan_path = self._keep_plan(target) if self.check_mode else None
         bytes_by_kind: dict[str, int] = {}
         for meta in manifest["blobs"].values():
             bytes_by_kind[meta["kind"]] = bytes_by_kind.get(meta["kind"], 0) + meta["size"]
@@ -214,11 +226,39 @@ class ExportCore:
             "redactions": manifest["redactions"],
             "notes": dep.warnings + self._warnings_extra + list(done.get("warnings") or []),
             "plan": plan,
+            **({"plan_path": plan_path} if plan_path else {}),
             **({"partial": partial_result} if partial_result else {}),
             **(
                 {"diff": {"before": {"digest": old_digest}, "after": {"digest": digest}}} if self.diff else {}
             ),
         }
+
+    # -- check-mode plan -----------------------------------------------------------------------------
+    @property
+    def plan_dir(self) -> Path:
+        """Where a check run keeps the would-be bundle's control files: ``<dest>.plan``."""
+        return self.dest.with_name(self.dest.name + PLAN_SUFFIX)
+
+    def _keep_plan(self, built: Path) -> str:
+        """Replace ``<dest>.plan`` with the control files of the bundle just built in the workspace.
+
+        No blobs: the manifest holds the blob index (digest, size, kind), which is what the transfer
+        and the import plan against; ``bundle_store state=partial`` reads such a directory in check mode.
+        """
+        staging = Path(self.tmpdir) / "plan"
+        staging.mkdir()
+        for name in CONTROL_FILES:
+            if (built / name).is_file():
+                shutil.copyfile(built / name, staging / name)
+        os.rename(staging, self.plan_dir)
+        return str(self.plan_dir)
+
+    def _drop_plan(self) -> None:
+        """Remove the last check run's plan (every run starts so; a check run then writes its own)."""
+        if self.plan_dir.is_symlink() or self.plan_dir.is_file():
+            self.plan_dir.unlink()
+        elif self.plan_dir.exists():
+            shutil.rmtree(self.plan_dir)
 
     # -- manifest -----------------------------------------------------------------------------------
     def _fill_manifest(self, reader: DeploymentReader, manifest: dict[str, Any]) -> None:

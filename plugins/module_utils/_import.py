@@ -207,14 +207,17 @@ class ImportCore:
 
     # -- the run -------------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
-        verify = bundle.verify_bundle(
-            self.path,
-            require_signature=self.params.get("require_signature", False),
-            public_key=self.params.get("public_key"),
-        )
-        self.digest = verify["content_digest"]
-        control = bundle.load_bundle(self.path)
-        self.manifest = control.manifest.data
+        if self.params.get("plan_manifest"):
+            self._load_plan_manifest(self.params["plan_manifest"])
+        else:
+            verify = bundle.verify_bundle(
+                self.path,
+                require_signature=self.params.get("require_signature", False),
+                public_key=self.params.get("public_key"),
+            )
+            self.digest = verify["content_digest"]
+            control = bundle.load_bundle(self.path)
+            self.manifest = control.manifest.data
         self.tmp = tempfile.mkdtemp(prefix="d2s-import-")
         try:
             plan = self._plan()
@@ -227,6 +230,19 @@ class ImportCore:
             return self._result(plan, changed=True, import_info=info)
         finally:
             shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _load_plan_manifest(self, data: Any) -> None:
+        """Check mode against a would-be bundle: the manifest (as clearml_export's check run keeps it at
+        ``<dest>.plan/manifest.json``) instead of the bundle at ``bundle``; the site only answers queries."""
+        if not self.check_mode:
+            raise ClearmlModuleError(
+                "plan_manifest is for check mode only (a real import reads the verified bundle at 'bundle')"
+            )
+        if isinstance(data, str):
+            data = bundle.load_manifest(data.encode()).data
+        manifest = bundle.validate_manifest(data)
+        self.digest = manifest.content_digest
+        self.manifest = manifest.data
 
     def _plan(self) -> dict[str, Any]:
         """What exists (complete) and what would be created, per kind, by dev id."""
@@ -750,6 +766,12 @@ class ImportCore:
         }
         if import_info is not None:
             result["import_info"] = import_info
+        if self.check_mode:
+            result["plan"] = {
+                "to_create": plan["to_create"],
+                "to_update": plan["to_update"],
+                "existing": {k: sorted(v) for k, v in plan["existing"].items()},
+            }
         if self.diff:
             before = {k: dict(sorted(v.items())) for k, v in plan["existing"].items()}
             result["diff"] = {

@@ -32,7 +32,11 @@ attributes:
   check_mode:
     support: full
     details:
-      - Resolves the deployment and returns the plan (objects, counts, bytes) without writing anything.
+      - Resolves the deployment, builds the bundle in a workspace beside O(dest) and returns the plan (objects, counts,
+        bytes, content digest) without writing O(dest).
+      - Keeps the would-be bundle's control files (manifest with its blob index, checksums, signature) at
+        C(<dest>.plan/), returned as RV(plan_path), for the check runs of the downstream roles (transfer, import). Each
+        check run replaces that directory; a real run removes it.
   diff_mode:
     support: full
     details:
@@ -175,6 +179,13 @@ bytes:
   returned: always
   type: dict
   sample: {"model": 10240, "dataset": 3145728, "written": 0}
+plan_path:
+  description:
+    - Check mode only. Directory C(<dest>.plan) holding the control files of the bundle this export would write
+      (C(manifest.json) with its blob index, C(checksums.sha256), C(manifest.volatile.json), C(manifest.sig)), no blobs.
+  returned: check mode
+  type: str
+  sample: /srv/d2s/bundles/current.plan
 partial:
   description: With O(site_digests), the blobs written (the ones the site lacks), their bytes, and the blobs skipped.
   returned: when O(site_digests) is set

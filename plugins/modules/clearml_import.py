@@ -29,7 +29,10 @@ attributes:
   check_mode:
     support: full
     details:
-      - Verifies the bundle and returns the plan (what exists, what would be created) without changing the site.
+      - Verifies the bundle and returns the plan (what exists, what would be created or updated) without changing the
+        site.
+      - With O(plan_manifest), plans against the manifest of a bundle that is not at the site yet (the one a check
+        run of the export would make).
   diff_mode:
     support: full
     details:
@@ -58,6 +61,13 @@ options:
     description: Refuse a bundle that is not signed by one of O(public_key).
     type: bool
     default: false
+  plan_manifest:
+    description:
+      - Check mode only (a real run refuses it). The manifest (C(manifest.json) as a dict or JSON text) of a would-be
+        bundle, for example C(<dest>.plan/manifest.json) that a check run of M(deploy2standalone.clearml.clearml_export)
+        keeps; the plan is made against it instead of the bundle at O(bundle), which need not exist.
+      - The manifest is validated (schema and cross-field rules); there are no blobs to verify.
+    type: raw
   public_key:
     description: Ed25519 public key(s) to trust (paths or base64), for O(require_signature).
     type: list
@@ -120,6 +130,12 @@ existing:
   returned: always
   type: dict
   sample: {}
+plan:
+  description: Check mode. Dev ids per kind that would be created (V(to_create)) or updated (V(to_update)), and those
+    already at the site (V(existing)).
+  returned: check mode
+  type: dict
+  sample: {"to_create": {"models": ["0a1b"]}, "to_update": {"serving": ["77aa"]}, "existing": {"datasets": ["5c6d"]}}
 import_info:
   description: The content of C(import_info.json).
   returned: changed and not check mode
@@ -153,6 +169,7 @@ def main() -> None:
         public_key={"type": "list", "elements": "str", "no_log": False},
         import_info_path={"type": "path"},
         storage_uri={"type": "str"},
+        plan_manifest={"type": "raw"},
     )
     module = AnsibleModule(
         argument_spec=argument_spec,

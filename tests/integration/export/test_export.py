@@ -134,11 +134,27 @@ def test_check_mode_writes_nothing(exported, tmp_path) -> None:
     assert rc == 0, out
     assert res["r"]["changed"] is True
     assert not dest.exists()
+    # Only the plan: the would-be bundle's control files (no blobs), for the downstream roles' check runs.
     leftovers = sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(("play-", "result-")))
-    assert leftovers == []
+    assert leftovers == ["never.plan"]
+    assert res["r"]["plan_path"] == str(tmp_path / "never.plan")
+    plan = tmp_path / "never.plan"
+    assert sorted(p.name for p in plan.iterdir()) == [
+        "checksums.sha256",
+        "manifest.json",
+        "manifest.volatile.json",
+    ]
+    assert bundle.content_digest(json.loads((plan / "manifest.json").read_text())) == res["r"]["digest"]
     rc, res, out = run_playbook(tmp_path, [export_task(exported["args"])], "--check")
     assert rc == 0, out
     assert res["r"]["changed"] is False
+    # The plan of an unchanged export is the bundle in place, byte for byte; a real run removes it.
+    plan = Path(res["r"]["plan_path"])
+    assert (plan / "manifest.json").read_bytes() == (exported["dest"] / "manifest.json").read_bytes()
+    rc, res, out = run_playbook(tmp_path, [export_task(exported["args"])])
+    assert rc == 0, out
+    assert res["r"]["changed"] is False and "plan_path" not in res["r"]
+    assert not plan.exists()
 
 
 @pytest.mark.parametrize(
