@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Ship a new version of one served model in the seeded dev deployment, the way an ML engineer does.
 
-1. New weights for the endpoint's model (the seed's weights with a retuned bias, deterministic) are
-   uploaded to the dev fileserver and registered as a model with ``InputModel.import_model`` (the SDK);
+1. New weights for the endpoint's model (the seed's weights with a retuned bias, deterministic, and one
+   that changes the answers) are uploaded to the dev fileserver and registered as a model with
+   ``InputModel.import_model`` (the SDK);
 2. the endpoint is pointed at the new model with ``clearml-serving model add`` (the real CLI), which
    replaces the endpoint's previous version.
 
@@ -10,7 +11,9 @@ Each step runs in its own process with its own HOME (``d2s_tools.seed.runner.flo
 server named by the five ``CLEARML_*`` variables. Used by the e2e molecule scenario's side effect:
 ``python new_model_version.py --seed seed.json --endpoint iris_custom/2 --workdir W --out new_model.json``.
 Prints one JSON line (also written to ``--out``): endpoint, old and new model ids, the new file's
-sha256 and size.
+sha256 and size, and ``inference``: the seed's request for the endpoint and the answer the new model
+gives (computed as the seed computes its expected answers: the endpoint's own preprocess code with the
+new weights, no server), which both sites must give after the redeploy.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from d2s_tools.seed import runner, serving, spec
+from d2s_tools.seed import expected, runner, serving, spec
 
 _REGISTER = """
 import json, sys
@@ -41,7 +44,8 @@ print(json.dumps({"id": model.id, "url": url}))
 
 def _retuned(weights_file: Path, out: Path) -> Path:
     weights = json.loads(weights_file.read_text(encoding="utf-8"))
-    weights["bias"] = [round(b + 0.01, 6) for b in weights["bias"]]
+    # A different shift per class: a common one would leave the softmax, i.e. every answer, unchanged.
+    weights["bias"] = [round(b + 0.05 * (i + 1), 6) for i, b in enumerate(weights["bias"])]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(weights, indent=2) + "\n", encoding="utf-8")
     return out
@@ -87,6 +91,8 @@ def new_version(seed: dict[str, Any], endpoint: str, workdir: Path) -> dict[str,
     argv += ["--preprocess", str(spec.ASSETS_DIR / ep["preprocess_file"])]
     _run(argv, runner.flow_env(server, workdir / "homes" / "serving"), workdir / "serving.log")
     data = new_file.read_bytes()
+    preprocess = spec.ASSETS_DIR / ep["preprocess_file"]
+    answer = expected.custom_endpoint(new_file, preprocess, seed["inference"][endpoint]["request"])
     return {
         "endpoint": endpoint,
         "old_model": old["id"],
@@ -95,6 +101,7 @@ def new_version(seed: dict[str, Any], endpoint: str, workdir: Path) -> dict[str,
         "file": new_file.name,
         "sha256": hashlib.sha256(data).hexdigest(),
         "size": len(data),
+        "inference": {"request": answer["request"], "response": answer["response"]},
     }
 
 
