@@ -21,6 +21,10 @@ description:
     digest), never in the user's C(tags). A second run changes nothing; an import killed half-way is completed by the
     next run (objects left incomplete are made again).
   - Name clashes (a site object with the name of an imported one but another origin) follow O(on_clash).
+  - V(state=absent) takes the deployment off the site's server instead (see O(removal)). Its objects are those imported
+    from O(bundle), O(extra_bundles) and O(import_info_path), found by their C(d2s-origin) tags; site-made objects (no
+    origin tag, or a clone of an imported one) are never touched; C(import_info.json) is removed. An import of the
+    deployment later takes the removal marks off the archived objects again.
 extends_documentation_fragment:
   - deploy2standalone.clearml.clearml
   - deploy2standalone.clearml.attributes
@@ -40,8 +44,28 @@ attributes:
   idempotent:
     support: full
 options:
+  state:
+    description: V(present) imports O(bundle); V(absent) removes the deployment's imported objects from the site.
+    type: str
+    choices: [present, absent]
+    default: present
+  removal:
+    description:
+      - V(state=absent) V(archive) adds C(archived) and C(d2s-removed) to the objects' system tags (nothing is lost).
+      - V(delete) deletes them, except those a site-made object still refers to (a child task or model, a task using
+        the model, another version of the same dataset), which are archived and listed in RV(kept). Projects and
+        files on the fileserver stay.
+    type: str
+    choices: [archive, delete]
+    default: archive
+  extra_bundles:
+    description: V(state=absent) more bundle directories whose objects belong to the deployment (for example
+      C(<bundle>.previous)); missing ones are ignored.
+    type: list
+    elements: path
+    default: []
   bundle:
-    description: Path of the bundle directory on the host the module runs on.
+    description: Path of the bundle directory on the host the module runs on (with V(state=absent) it may be missing).
     type: path
     required: true
   site_name:
@@ -141,6 +165,28 @@ import_info:
   returned: changed and not check mode
   type: dict
   sample: {"bundle_digest": "sha256:5dd2", "site": "site_a", "map": {"models": {"0a1b": "9f8e"}}}
+restored:
+  description: Site ids of the objects a removal had archived that this import took the marks off.
+  returned: state == 'present' and a removal had archived objects of the bundle
+  type: list
+  elements: str
+  sample: ["9f8e7d6c5b4a39281706f5e4d3c2b1a0"]
+archived:
+  description: V(state=absent) site ids archived (or, in check mode, to archive) per kind.
+  returned: state == 'absent'
+  type: dict
+  sample: {"models": ["9f8e7d6c5b4a39281706f5e4d3c2b1a0"]}
+deleted:
+  description: V(state=absent) site ids deleted (or, in check mode, to delete) per kind.
+  returned: state == 'absent'
+  type: dict
+  sample: {}
+kept:
+  description: V(state=absent) with V(removal=delete) imported objects archived instead, with the site object that needs
+    them.
+  returned: state == 'absent'
+  type: dict
+  sample: {"9f8e7d6c5b4a39281706f5e4d3c2b1a0": "input model of site task 'retrain' (0a1b2c3d4e5f60718293a4b5c6d7e8f9)"}
 notes:
   description: Things noticed along the way (clashes imported alongside); also emitted as warnings.
   returned: always
@@ -149,6 +195,7 @@ notes:
   sample: []
 """
 
+import os
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
@@ -158,10 +205,14 @@ from ansible_collections.deploy2standalone.clearml.plugins.module_utils._common 
     generate_argspec,
 )
 from ansible_collections.deploy2standalone.clearml.plugins.module_utils._import import ImportCore
+from ansible_collections.deploy2standalone.clearml.plugins.module_utils._remove import RemoveCore, restore
 
 
 def main() -> None:
     argument_spec = generate_argspec(
+        state={"type": "str", "choices": ["present", "absent"], "default": "present"},
+        removal={"type": "str", "choices": ["archive", "delete"], "default": "archive"},
+        extra_bundles={"type": "list", "elements": "path", "default": []},
         bundle={"type": "path", "required": True},
         site_name={"type": "str"},
         on_clash={"type": "str", "choices": ["fail", "coexist"], "default": "fail"},
@@ -177,7 +228,18 @@ def main() -> None:
         supports_check_mode=True,
     )
     try:
-        result = ImportCore(module.params, check_mode=module.check_mode, diff=module._diff).run()
+        if module.params["state"] == "absent":
+            result = RemoveCore(module.params, check_mode=module.check_mode, diff=module._diff).run()
+        else:
+            core = ImportCore(module.params, check_mode=module.check_mode, diff=module._diff)
+            result = core.run()
+            # Objects a removal archived come back; so does import_info.json, which the removal took away.
+            restored = restore(core.client, result["id_map"], module.check_mode)
+            info = module.params.get("import_info_path")
+            if restored or (info and not os.path.exists(info)):
+                result.update(changed=True, restored=restored)
+                if not module.check_mode:
+                    result["import_info"] = core._write_import_info()
     except ClearmlModuleError as exc:
         module.fail_json(msg=exc.msg, exception=traceback.format_exc(), **exc.result)
     for note in result.get("notes", []):

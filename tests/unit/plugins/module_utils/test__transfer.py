@@ -60,7 +60,10 @@ def test_rollback_swaps_after_verifying_and_a_second_run_is_a_no_op(site: dict[s
     dest, v1, v2 = site["dest"], site["v1"], site["v2"]
     plan = core("rolled_back", dest, check_mode=True)
     assert plan["changed"] is True and plan["content_digest"] == v1
-    assert plan["diff"] == {"before": {"current": v2, "previous": v1}, "after": {"current": v1, "previous": v2}}
+    assert plan["diff"] == {
+        "before": {"current": v2, "previous": v1},
+        "after": {"current": v1, "previous": v2},
+    }
     assert digest_of(dest) == v2 and not _transfer.record_of(dest).exists()  # check mode wrote nothing
 
     res = core("rolled_back", dest)
@@ -105,7 +108,9 @@ def test_no_previous_bundle_fails_clearly(tmp_path: Path) -> None:
     src = sample.build_bundle(tmp_path / "dev", name="v1")
     dest = tmp_path / "site" / "current"
     core("assembled", dest, src=str(src), path=str(tmp_path / "store"))
-    with pytest.raises(ClearmlModuleError, match=r"No previous bundle to roll back to: '.*current\.previous'"):
+    with pytest.raises(
+        ClearmlModuleError, match=r"No previous bundle to roll back to: '.*current\.previous'"
+    ):
         core("rolled_back", dest)
     assert digest_of(dest) == digest_of(src)
 
