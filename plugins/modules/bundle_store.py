@@ -64,6 +64,16 @@ options:
     type: list
     elements: str
     default: []
+  pack_size:
+    description:
+      - V(state=partial) packs the blobs into tar files of about this many MiB (C(packs/pack-NNNN.tar) with
+        C(packs/index.json)), so a transfer sends a few large files instead of one file per blob; a blob larger
+        than this is a pack of its own. V(0) leaves the blobs loose.
+      - Packing is deterministic, so a resumed transfer skips the packs that already arrived.
+      - V(state=assembled) unpacks them (each member hashed against its name, only what the index lists) before
+        it assembles and verifies; a missing or damaged pack fails naming it.
+    type: int
+    default: 0
   require_signature:
     description: V(state=assembled), V(state=rolled_back) and V(state=rolled_forward) refuse a bundle (the one that
       would become current) that is not signed by one of O(public_key).
@@ -135,6 +145,11 @@ bytes:
   returned: state == 'partial'
   type: int
   sample: 10240
+packs:
+  description: Tar packs the blobs were put into (O(pack_size)); 0 when they are loose.
+  returned: state == 'partial'
+  type: int
+  sample: 2
 skipped_blobs:
   description: Blobs the site already had (not sent).
   returned: state == 'partial'
@@ -182,6 +197,7 @@ def main() -> None:
             "src": {"type": "path"},
             "dest": {"type": "path"},
             "site_digests": {"type": "list", "elements": "str", "default": []},
+            "pack_size": {"type": "int", "default": 0},
             "require_signature": {"type": "bool", "default": False},
             "public_key": {"type": "list", "elements": "str", "no_log": False},
         },
