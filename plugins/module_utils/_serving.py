@@ -254,19 +254,21 @@ def config_fingerprint(doc: Mapping[str, Any]) -> str:
 
     The raw text of the ``endpoints``, ``canary``, ``model_monitoring`` and ``metric_logging``
     configuration objects (read as stored, so the value is the same with or without the SDK), the
-    ``General`` hyperparameters, and each artifact's key and hash (the preprocess code). Endpoints, model
-    ids, canary weights and preprocess code all change it; a status change or a ping does not.
+    ``General`` hyperparameters, and each artifact's key and hash (the preprocess code; the URI of one
+    without a hash). Endpoints, model ids, canary weights and preprocess code all change it; a status
+    change or a ping does not.
     """
     config = doc.get("configuration") or {}
-    general = ((doc.get("hyperparams") or {}).get("General") or {}) if isinstance(doc, Mapping) else {}
+    general = (doc.get("hyperparams") or {}).get("General") or {}
     artifacts = (doc.get("execution") or {}).get("artifacts") or []
     whole = {
         "configuration": {name: str((config.get(name) or {}).get("value") or "") for name in CONFIG_OBJECTS},
         "general": {
             str(k): str((v or {}).get("value") if isinstance(v, Mapping) else v) for k, v in general.items()
         },
+        # An artifact without a hash (not a file) counts by its URI.
         "artifacts": sorted(
-            [str(a.get("key")), str(a.get("hash") or ""), str(a.get("content_size") or "")]
+            [str(a.get("key")), str(a.get("hash") or a.get("uri") or "")]
             for a in artifacts
             if isinstance(a, Mapping)
         ),
