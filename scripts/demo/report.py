@@ -106,8 +106,8 @@ def _site_deployed(host: str, first: dict[str, Any], last: dict[str, Any], seed:
     sent = first.get("bundle_store:partial")
     if sent:
         print(
-            f"   moved to the site this run: {sent['blobs']} blobs, {_size(sent['bytes'])} ({sent['bytes']} bytes); "
-            f"{sent['skipped_blobs']} blobs it already had"
+            f"   moved to the site this run: {sent['blobs']} blobs, {_size(sent['bytes'])} ({sent['bytes']} bytes)"
+            f"{_packs(sent)}; {sent['skipped_blobs']} blobs it already had"
         )
     else:
         print("   moved to the site this run: 0 bytes (it already held this bundle)")
@@ -125,6 +125,11 @@ def _site_deployed(host: str, first: dict[str, Any], last: dict[str, Any], seed:
     for kind in ("datasets", "tasks", "serving"):
         for dev_id, site_id in sorted(id_map.get(kind, {}).items()):
             print(f"     {kind:14} {dev_id} → {site_id}")
+
+
+def _packs(sent: dict[str, Any]) -> str:
+    packs = int(sent.get("packs") or 0)
+    return f" in {packs} tar pack{'s' if packs != 1 else ''}" if packs else ""
 
 
 def _model_state(model: Any) -> str:

@@ -85,14 +85,21 @@ def test_demo_deploys_to_two_offline_sites_that_answer_as_dev(
     assert sorted(re.findall(r"(\S+) changed=(\d+)", second.group(1))) == sorted(
         [("localhost", "0")] + [(s, "0") for s in SITES]
     ), second.group(0)
+    bundle = re.search(r"^-- dev bundle: (\d+) blobs, .* \((\d+) bytes\)", out, re.M)
+    assert bundle and int(bundle.group(2)) > 0, out
     for site in SITES:
         section = out.split(f"== {site}:", 1)[1].split("\n== ", 1)[0]
         assert section.startswith(" no network (lo only)"), section
-        # The first run of a fresh demo sent the site its whole bundle: blobs and bytes, nothing already there.
+        # The first run of a fresh demo sent each site its whole bundle: every blob, every byte, none already there.
         moved = re.search(
-            r"moved to the site this run: (\d+) blobs, .* \((\d+) bytes\); 0 blobs it already had", section
+            r"moved to the site this run: (\d+) blobs, .* \((\d+) bytes\)[^;]*; 0 blobs it already had",
+            section,
         )
-        assert moved and int(moved.group(2)) > 0, section
+        assert moved, section
+        assert (moved.group(1), moved.group(2)) == (bundle.group(1), bundle.group(2)), (
+            bundle.group(0),
+            section,
+        )
         # Every served model's dev id is mapped to a site id, and every endpoint answered as in dev.
         for url, endpoint in seed["serving"]["endpoints"].items():
             assert re.search(
