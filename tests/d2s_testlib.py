@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
+from types import ModuleType
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = REPO / ".venv" / "bin"
@@ -87,3 +90,15 @@ def run_module(tmp: Path, module: str, args: dict, *extra: str) -> dict:
     rc, result, out = run_tasks(tmp, [module_task(module, args, ignore_errors=True)], *extra)
     assert result, f"ansible-playbook rc={rc} saved no result:\n{out[-4000:]}"
     return result
+
+
+def bundle_sample() -> ModuleType:
+    """tests/unit/fixtures/bundle/sample.py (small complete bundles), loaded once per session."""
+    if "d2s_bundle_sample" not in sys.modules:
+        path = REPO / "tests" / "unit" / "fixtures" / "bundle" / "sample.py"
+        spec = importlib.util.spec_from_file_location("d2s_bundle_sample", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["d2s_bundle_sample"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["d2s_bundle_sample"]

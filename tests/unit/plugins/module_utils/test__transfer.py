@@ -3,37 +3,23 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import os
 import shutil
-import sys
 import tarfile
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from d2s_testlib import bundle_sample
 
 from ansible_collections.deploy2standalone.clearml.plugins.module_utils import _bundle as bundle
 from ansible_collections.deploy2standalone.clearml.plugins.module_utils import _transfer
 from ansible_collections.deploy2standalone.clearml.plugins.module_utils._common import ClearmlModuleError
 from ansible_collections.deploy2standalone.clearml.plugins.module_utils._transfer import TransferCore
 
-
-def _sample() -> ModuleType:
-    if "d2s_bundle_sample" not in sys.modules:
-        path = Path(__file__).resolve().parents[2] / "fixtures" / "bundle" / "sample.py"
-        spec = importlib.util.spec_from_file_location("d2s_bundle_sample", path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["d2s_bundle_sample"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["d2s_bundle_sample"]
-
-
-sample = _sample()
+sample = bundle_sample()
 
 
 def digest_of(path: Path) -> str:

@@ -4,19 +4,17 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
-from d2s_testlib import REPO, VENV_BIN, project_env
+from d2s_testlib import REPO, VENV_BIN, bundle_sample, project_env
 
 from ansible_collections.deploy2standalone.clearml.plugins.module_utils import _bundle as bundle
 from ansible_collections.deploy2standalone.clearml.plugins.modules import bundle_info
@@ -37,18 +35,7 @@ except ImportError:  # ansible-core < 2.19
             yield
 
 
-def _sample() -> ModuleType:
-    if "d2s_bundle_sample" not in sys.modules:
-        path = Path(__file__).resolve().parents[2] / "fixtures" / "bundle" / "sample.py"
-        spec = importlib.util.spec_from_file_location("d2s_bundle_sample", path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["d2s_bundle_sample"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["d2s_bundle_sample"]
-
-
-sample = _sample()
+sample = bundle_sample()
 
 
 @pytest.fixture(scope="module")
