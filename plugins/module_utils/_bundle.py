@@ -958,6 +958,22 @@ class BundleWriter:
         self._reused.add(digest)
         return True
 
+    def reuse_blob(
+        self, digest: str, size: int, *, kind: str, media_type: str = "application/octet-stream"
+    ) -> bool:
+        """Add a blob of the previous bundle at ``dest`` by its digest (re-hashed once, then hard-linked).
+
+        False when the previous bundle lacks it or its copy is rotten: the caller then adds the content
+        the usual way.
+        """
+        if self.store.has(digest) and self.store.size_of(digest) == size:
+            self._register(digest, size, kind, media_type)
+            return True
+        if self._reuse(digest, size):
+            self._register(digest, size, kind, media_type)
+            return True
+        return False
+
     def add_stream(
         self, fileobj: IO[bytes], *, kind: str, media_type: str = "application/octet-stream"
     ) -> str:

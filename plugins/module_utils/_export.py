@@ -515,8 +515,41 @@ class ExportCore:
         def put_file(path: Any) -> tuple[str, int]:
             return self.put_file(Path(path), "image-layer"), Path(path).stat().st_size
 
+        reused = self._unchanged_images(names)
+        if reused is not None:
+            return reused
         records = _images.export_images(names, put_file, self.tmpdir, put_stream=put_stream)
         return [{**rec, "name": rec.get("name") or names[0]} for rec in records]
+
+    def _unchanged_images(self, names: list[str]) -> list[dict[str, Any]] | None:
+        """The previous bundle's image records and blobs, when the images are the same (no docker save).
+
+        Saving and hashing the serving images (hundreds of MB) dominated an export with nothing new.
+        """
+        if self.previous is None:
+            return None
+        try:
+            manifest = json.loads((self.dest / bundle.MANIFEST_NAME).read_text(encoding="utf-8"))
+            previous = manifest.get("images") or []
+            index = manifest.get("blobs") or {}
+        except (OSError, ValueError, AttributeError):
+            return None
+        records = _images.unchanged_records(names, previous)
+        if records is None:
+            return None
+        for rec in records:
+            for member in rec.get("members") or []:
+                digest, size = member["digest"], member["size"]
+                entry = index.get(digest) or {}
+                kind = entry.get("kind", "image-layer")
+                media = entry.get("media_type", _MEDIA.get(kind, "application/octet-stream"))
+                if self.writer.reuse_blob(digest, size, kind=kind, media_type=media):
+                    continue
+                if not self.previous.has(digest):
+                    return None
+                if self.put_file(self.previous.path_of(digest), kind) != digest:
+                    return None
+        return records
 
     # -- code -----------------------------------------------------------------------------------------
     def _code_entry(self, doc: dict[str, Any]) -> dict[str, Any] | None:

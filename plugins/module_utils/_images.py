@@ -619,6 +619,40 @@ def _resolve_names(names: list[str], docker: str) -> tuple[list[tuple[str, str]]
     return wanted, list(dict.fromkeys(refs))
 
 
+def unchanged_records(
+    names: list[str], previous: list[dict[str, Any]], *, docker: str = "docker"
+) -> list[dict[str, Any]] | None:
+    """The previous bundle's image records when a new ``docker save`` of ``names`` would write them again.
+
+    ``docker save`` of the same references of the same images gives the same archive, so when every name
+    is an explicit ``repo:tag`` that still resolves to the image id its record names, with the same names
+    per image in the same order, the records (and their blobs) can be reused without saving anything.
+    None when anything differs (a rebuilt or re-tagged image, another set of names, a name by id or
+    without a tag): the caller saves as usual.
+    """
+    if not names or not previous:
+        return None
+    ids: dict[str, str] = {}
+    for name in names:
+        if "@" in name or ":" not in name.rsplit("/", 1)[-1]:
+            return None
+        info = inspect_image(name, docker=_docker_bin(docker))
+        if info is None:
+            return None
+        ids[name] = str(info["Id"])
+    wanted: list[tuple[str, str]] = []
+    for name in names:
+        if all(ids[name] != seen for _, seen in wanted):
+            wanted.append((name, ids[name]))
+    if [(r.get("name"), r.get("id")) for r in previous] != wanted:
+        return None
+    for rec in previous:
+        tags = sorted(n for n in names if ids.get(n) == rec["id"])
+        if sorted(rec.get("repo_tags") or []) != tags:
+            return None
+    return previous
+
+
 def export_images(
     names: list[str],
     put_file: PutFile,

@@ -224,6 +224,43 @@ def test_images_travel_as_layer_blobs(exported, tmp_path) -> None:
         assert name in image["repo_tags"]
         assert all(m["digest"] in manifest["blobs"] for m in image["members"])
         bundle.verify_bundle(dest)
+
+        # Unchanged images are not saved again: a docker whose `save` fails cannot stop a second export,
+        # which keeps the records and hard-links the same blobs (changed: false).
+        wrapper = tmp_path / "no-save-bin"
+        wrapper.mkdir()
+        real = shutil.which("docker")
+        (wrapper / "docker").write_text(
+            f'#!/bin/sh\nif [ "$1" = save ]; then echo "docker save called" >&2; exit 97; fi\nexec {real} "$@"\n'
+        )
+        (wrapper / "docker").chmod(0o755)
+        path_env = {"PATH": f"{wrapper}:{VENV_BIN}:/usr/local/bin:/usr/bin:/bin"}
+        layer = next(m["digest"] for m in image["members"] if m["size"] > 1024)
+        inode = (dest / "blobs" / "sha256" / layer).stat().st_ino
+        rc, res, out = run_playbook(tmp_path, [export_task(args, environment=path_env)])
+        assert rc == 0, out
+        assert res["r"]["changed"] is False
+        assert json.loads((dest / "manifest.json").read_text())["images"] == manifest["images"]
+        assert (dest / "blobs" / "sha256" / layer).stat().st_ino == inode
+
+        # A rebuilt image under the same tag is a new image: saved again (the wrapper proves it is asked).
+        (payload / "hello.txt").write_text("deploy2standalone export image test, rebuilt\n")
+        subprocess.run(["tar", "-C", str(payload), "-cf", str(tarball), "."], check=True)
+        subprocess.run(["docker", "import", str(tarball), name], check=True, capture_output=True)
+        rc, res, out = run_playbook(tmp_path, [export_task(args, environment=path_env, ignore_errors=True)])
+        assert res["r"].get("failed") and "docker save called" in json.dumps(res["r"]), out
+        rc, res, out = run_playbook(tmp_path, [export_task(args)])
+        assert rc == 0, out
+        assert res["r"]["changed"] is True
+        (rebuilt,) = json.loads((dest / "manifest.json").read_text())["images"]
+        inspect = subprocess.run(
+            ["docker", "image", "inspect", "--format", "{{.Id}}", name],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert rebuilt["id"] == inspect.stdout.strip() != image["id"]
+        bundle.verify_bundle(dest)
     finally:
         subprocess.run(["docker", "rmi", "-f", name], capture_output=True, check=False)
 
