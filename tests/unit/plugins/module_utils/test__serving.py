@@ -28,8 +28,8 @@ ANSWER = {"probabilities": [[0.25, 0.75]], "labels": ["b"]}
 def params(**over: Any) -> dict[str, Any]:
     base = {
         "state": "started",
-        "api_host": "http://10.1.2.3:8008",
-        "web_host": "http://10.1.2.3:8080",
+        "api_host": "http://api.site.example:8008",
+        "web_host": "http://api.site.example:8080",
         "files_host": "http://files.site.example:8081",
         "access_key": "AK",
         "secret_key": "SK-secret",
@@ -141,8 +141,8 @@ def test_normalize_smoke_refuses(smoke: dict[str, Any], message: str) -> None:
     [
         ("0.0.0.0", 8080, "http://127.0.0.1:8080"),  # noqa: S104 - a value, not a bind
         ("::", 9000, "http://127.0.0.1:9000"),
-        ("10.0.0.5", 8080, "http://10.0.0.5:8080"),
-        ("fd00::5", 8080, "http://[fd00::5]:8080"),
+        ("127.0.0.1", 8080, "http://127.0.0.1:8080"),
+        ("::1", 8080, "http://[::1]:8080"),
     ],
 )
 def test_base_url(listen: str, port: int, url: str) -> None:
@@ -213,7 +213,7 @@ def test_container_env() -> None:
     assert env["CLEARML_SERVING_POLL_FREQ"] == "5"
     assert env["CLEARML_SERVING_NUM_PROCESS"] == "3"
     assert env["HTTPS_PROXY"] == serving.BLOCK_PROXY
-    assert env["no_proxy"] == "127.0.0.1,localhost,::1,10.1.2.3,files.site.example"
+    assert env["no_proxy"] == "127.0.0.1,localhost,::1,api.site.example,files.site.example"
     assert env["NO_PROXY"] == "x"  # the user's env wins
     assert env["UVICORN_LOG_LEVEL"] == "info"
     assert "CLEARML_API_HOST_VERIFY_CERT" not in env
