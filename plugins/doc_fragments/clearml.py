@@ -5,9 +5,43 @@
 
 from __future__ import annotations
 
+# The suboptions of every storage_credentials option (storage_credentials, and dataset_sync's source_ and
+# dest_ twins): written once, appended to each.
+_S3_SUBOPTIONS = r"""
+      bucket:
+        description: Bucket name.
+        type: str
+        required: true
+      host:
+        description: C(host:port) of a self-hosted S3-compatible endpoint; empty for AWS.
+        type: str
+        default: ""
+      key:
+        description: Access key id.
+        type: str
+        required: true
+      secret:
+        description: Secret access key. Keep it in ansible-vault.
+        type: str
+        required: true
+      region:
+        description: Region of the bucket.
+        type: str
+        default: ""
+      secure:
+        description: Use HTTPS to reach the endpoint.
+        type: bool
+        default: true
+      verify:
+        description: Verify the endpoint's TLS certificate.
+        type: bool
+        default: true
+"""
+
 
 class ModuleDocFragment:
-    DOCUMENTATION = r"""
+    DOCUMENTATION = (
+        r"""
 options:
   api_host:
     description:
@@ -59,41 +93,37 @@ options:
     elements: dict
     default: []
     suboptions:
-      bucket:
-        description: Bucket name.
-        type: str
-        required: true
-      host:
-        description: C(host:port) of a self-hosted S3-compatible endpoint; empty for AWS.
-        type: str
-        default: ""
-      key:
-        description: Access key id.
-        type: str
-        required: true
-      secret:
-        description: Secret access key. Keep it in ansible-vault.
-        type: str
-        required: true
-      region:
-        description: Region of the bucket.
-        type: str
-        default: ""
-      secure:
-        description: Use HTTPS to reach the endpoint.
-        type: bool
-        default: true
-      verify:
-        description: Verify the endpoint's TLS certificate.
-        type: bool
-        default: true
 """
+        + _S3_SUBOPTIONS
+    )
 
     # Two servers at once (dataset_sync): the same options prefixed with source_ and dest_, no env fallback.
-    SOURCE_DEST = r"""
-options: {}
-notes:
+    SOURCE_DEST = (
+        r"""
+options:
+  source_storage_credentials:
+    description:
+      - Credentials for the S3-compatible buckets that hold the source server's model weights, artifacts or dataset
+        chunks (one entry per bucket), as O(deploy2standalone.clearml.clearml_export#module:storage_credentials) of
+        the export.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+"""
+        + _S3_SUBOPTIONS
+        + r"""  dest_storage_credentials:
+    description:
+      - Credentials for the S3-compatible buckets of the destination server (one entry per bucket).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+"""
+        + _S3_SUBOPTIONS
+        + r"""notes:
   - The C(source_*) and C(dest_*) options have the meaning of the shared ClearML connection options
     (O(source_api_host) is the source server's API URL, and so on); they read no environment variables,
     since one process cannot hold two sets of E(CLEARML_*) variables.
 """
+    )

@@ -72,42 +72,6 @@ options:
   source_ca_path:
     description: PEM file with the CA certificates of the site's servers.
     type: path
-  source_storage_credentials:
-    description:
-      - Credentials for the S3-compatible buckets that hold the site's model weights, artifacts or dataset chunks
-        (one entry per bucket), as O(deploy2standalone.clearml.clearml_export#module:storage_credentials) of the export.
-    type: list
-    elements: dict
-    default: []
-    suboptions:
-      bucket:
-        description: Bucket name.
-        type: str
-        required: true
-      host:
-        description: C(host:port) of a self-hosted S3-compatible endpoint; empty for AWS.
-        type: str
-        default: ""
-      key:
-        description: Access key id.
-        type: str
-        required: true
-      secret:
-        description: Secret access key. Keep it in ansible-vault.
-        type: str
-        required: true
-      region:
-        description: Region of the bucket.
-        type: str
-        default: ""
-      secure:
-        description: Use HTTPS to reach the endpoint.
-        type: bool
-        default: true
-      verify:
-        description: Verify the endpoint's TLS certificate.
-        type: bool
-        default: true
   dest_api_host:
     description: URL of the dev ClearML API server. Required with O(mode=online) and O(mode=import).
     type: str
@@ -130,41 +94,6 @@ options:
   dest_ca_path:
     description: PEM file with the CA certificates of the dev servers.
     type: path
-  dest_storage_credentials:
-    description:
-      - Credentials for the S3-compatible buckets of the dev server (one entry per bucket).
-    type: list
-    elements: dict
-    default: []
-    suboptions:
-      bucket:
-        description: Bucket name.
-        type: str
-        required: true
-      host:
-        description: C(host:port) of a self-hosted S3-compatible endpoint; empty for AWS.
-        type: str
-        default: ""
-      key:
-        description: Access key id.
-        type: str
-        required: true
-      secret:
-        description: Secret access key. Keep it in ansible-vault.
-        type: str
-        required: true
-      region:
-        description: Region of the bucket.
-        type: str
-        default: ""
-      secure:
-        description: Use HTTPS to reach the endpoint.
-        type: bool
-        default: true
-      verify:
-        description: Verify the endpoint's TLS certificate.
-        type: bool
-        default: true
   site_name:
     description: Name of the site; in tags, in the project of new datasets and in C(sync_info.json)/C(import_info.json).
     type: str

@@ -263,9 +263,14 @@ def test_module_documents_its_argument_spec() -> None:
     """What validate-modules checks: every option documented with the spec's type, default and choices."""
     import yaml
 
+    from ansible_collections.deploy2standalone.clearml.plugins.doc_fragments.clearml import ModuleDocFragment
     from ansible_collections.deploy2standalone.clearml.plugins.modules import dataset_sync
 
-    doc = yaml.safe_load(dataset_sync.DOCUMENTATION)["options"]
+    # The module's own options plus those of its source_dest fragment (the storage credentials).
+    doc = {
+        **yaml.safe_load(dataset_sync.DOCUMENTATION)["options"],
+        **yaml.safe_load(ModuleDocFragment.SOURCE_DEST)["options"],
+    }
     spec = _sync.sync_argument_spec()
     assert set(doc) == set(spec)
     for name, opts in spec.items():
